@@ -1,0 +1,144 @@
+# kbfault - a fault-injection shim for TCP servers and clients.
+#
+#   make                 build build/libkbfault.so and build/kbfault
+#   make check           unit and preload tests (installs Criterion if missing)
+#   make demo            the demo server under the bundled demo recipe
+#   make install         PREFIX=/usr/local DESTDIR= (library, CLI, recipes, man pages)
+#   make V=1             show the commands
+#
+# One build directory per flavour: BUILD=build-asan and friends are set by
+# the sanitizer targets, so a plain build and an instrumented one never mix.
+
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+LIBDIR    ?= $(PREFIX)/lib
+PKGLIBDIR ?= $(LIBDIR)/kbfault
+DATADIR   ?= $(PREFIX)/share/kbfault
+RECIPEDIR ?= $(DATADIR)/recipes
+MANDIR    ?= $(PREFIX)/share/man
+DESTDIR   ?=
+
+BUILD ?= build
+CC    ?= cc
+
+VERSION := 0.1.0
+
+WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wcast-align -Wwrite-strings -Wundef -Wvla -Wnull-dereference \
+        -Wimplicit-fallthrough -Wconversion -Wno-sign-conversion -Wmissing-declarations
+OPT  ?= -O2 -g
+CFLAGS   ?= $(OPT)
+KB_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Icli $(WARN) -fPIC -fvisibility=hidden -pthread \
+            -DKB_VERSION='"$(VERSION)"' -DKB_RECIPE_DIR='"$(RECIPEDIR)"' \
+            -DKB_PKGLIBDIR='"$(PKGLIBDIR)"' -MMD -MP
+LDFLAGS  ?=
+SAN      ?=
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+CORE_SRC := $(wildcard shim/core/*.c)
+SHIM_SRC := $(wildcard shim/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+PRE_SRC  := $(wildcard tests/preload/*.c)
+HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(filter-out tests/helpers/lib%,$(wildcard tests/helpers/*.c)))
+HELPER_LIBS := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%.so,$(wildcard tests/helpers/lib*.c))
+DEMO     := $(BUILD)/kbdemo-server $(BUILD)/kbdemo-client
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB     := $(BUILD)/libkbfault.so
+CORE_A  := $(BUILD)/libkbcore.a
+CLI_A   := $(BUILD)/libkbcli.a
+CLI     := $(BUILD)/kbfault
+
+.PHONY: all check test unit preload demo install uninstall clean deps-test
+all: $(LIB) $(CLI) $(DEMO)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(KB_CFLAGS) $(SAN) $(CFLAGS) -c $< -o $@
+
+$(CORE_A): $(call obj,$(CORE_SRC))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The library exports only the libc names it interposes and kbfault_*:
+# everything else is hidden by -fvisibility=hidden and `local: *`.
+$(LIB): $(call obj,$(SHIM_SRC)) $(CORE_A) shim/libkbfault.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -pthread $(SAN) $(LDFLAGS) -Wl,--version-script=shim/libkbfault.map \
+		-Wl,-z,now -Wl,-z,relro -o $@ $(call obj,$(SHIM_SRC)) $(CORE_A) -ldl
+
+# The CLI's parts but main(), for the unit tests of what they compute.
+$(CLI_A): $(call obj,$(filter-out cli/main.c,$(CLI_SRC)))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(CLI): $(BUILD)/obj/cli/main.o $(CLI_A) $(CORE_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/kbdemo-%: $(BUILD)/obj/demo/%.o $(CORE_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(CORE_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/helpers/%.so: $(BUILD)/obj/tests/helpers/%.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -pthread $(SAN) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/unit-tests: $(call obj,$(UNIT_SRC)) $(CLI_A) $(CORE_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^ -lcriterion
+
+$(BUILD)/preload-tests: $(call obj,$(PRE_SRC)) $(CORE_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^ -lcriterion
+
+# Tests need Criterion; scripts/ensure-packages installs it from Debian
+# when it is missing (and says so), so `make check` works on a fresh machine.
+deps-test:
+	$(Q)scripts/ensure-packages libcriterion-dev
+
+unit: deps-test $(BUILD)/unit-tests
+	$(Q)$(BUILD)/unit-tests $(CRITERION_FLAGS)
+
+preload: deps-test all $(HELPERS) $(HELPER_LIBS) $(BUILD)/preload-tests
+	$(Q)KB_BUILD=$(abspath $(BUILD)) $(BUILD)/preload-tests $(CRITERION_FLAGS)
+
+check: unit preload
+test: check
+
+demo: all
+	$(Q)scripts/demo $(BUILD)
+
+install: $(LIB) $(CLI)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(RECIPEDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/kbfault
+	install -m 0755 $(LIB) $(DESTDIR)$(PKGLIBDIR)/libkbfault.so
+	install -m 0644 recipes/*.kbf recipes/README.md $(DESTDIR)$(RECIPEDIR)/
+	install -m 0644 man/kbfault.1 $(DESTDIR)$(MANDIR)/man1/kbfault.1
+	install -m 0644 man/kbfault-recipe.5 $(DESTDIR)$(MANDIR)/man5/kbfault-recipe.5
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kbfault $(DESTDIR)$(PKGLIBDIR)/libkbfault.so \
+		$(DESTDIR)$(MANDIR)/man1/kbfault.1 $(DESTDIR)$(MANDIR)/man5/kbfault-recipe.5
+	rm -f $(patsubst recipes/%,$(DESTDIR)$(RECIPEDIR)/%,$(wildcard recipes/*.kbf) recipes/README.md)
+	-rmdir $(DESTDIR)$(RECIPEDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(PKGLIBDIR) 2>/dev/null
+
+clean:
+	rm -rf build build-*
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,123 @@
+/*
+ * decide.h - from (call, socket, counters) to "which rules fire".
+ *
+ * A struct kb_plan is built once from a recipe for one program: rules that
+ * are disabled or meant for other programs are left out, and the rest are
+ * indexed by call and socket role, and within that by exact local port, so
+ * a call only ever looks at the rules that could apply to it. Cost per
+ * call does not grow with rules for other calls, roles or ports.
+ *
+ * The plan is immutable after kb_plan_build(); the only thing that changes
+ * is each rule's struct kb_counter, updated with atomics. No locks, no
+ * allocation and no system calls happen in kb_decide(), except the clock
+ * read for rules that have a time window.
+ */
+#ifndef KBFAULT_DECIDE_H
+#define KBFAULT_DECIDE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbfault/addr.h"
+#include "kbfault/diag.h"
+#include "kbfault/model.h"
+
+/* One per rule; 64 bytes so that counters of different rules never share a
+ * cache line between threads. */
+struct kb_counter {
+	uint64_t hits;  /* calls that passed the rule's filters */
+	uint64_t fired; /* injections, counted only for rules with a limit */
+	uint8_t pad[48];
+};
+
+struct kb_rule_list {
+	uint32_t n;
+	const struct kb_rule **rules; /* file order */
+};
+
+struct kb_port_slot {
+	uint16_t port;
+	bool used;
+	struct kb_rule_list list; /* rules for this exact port, merged with `any` */
+};
+
+struct kb_bucket {
+	struct kb_rule_list any;   /* rules for every port, or a port range */
+	uint32_t mask;             /* slots - 1, power of two; 0 when no slots */
+	struct kb_port_slot *slots;
+};
+
+/*
+ * The bucket for accept() is split by phase: rules that must decide before
+ * a connection is taken (an errno the kernel returns with the connection
+ * still queued, and no peer filter) sit under role KB_ROLE_LISTENING; all
+ * other accept rules decide on the connection once it is taken and sit
+ * under KB_ROLE_ACCEPTED, where they can see the peer.
+ */
+struct kb_plan {
+	const struct kb_recipe *recipe;
+	uint64_t seed;
+	size_t active;             /* rules in the index */
+	uint32_t track_roles;      /* bit (1 << role): descriptors to track */
+	bool uses_tree;            /* some active rule has tree-wide counters */
+	struct kb_bucket bucket[KB_CALL_COUNT][KB_ROLE_COUNT];
+	struct kb_counter **counter; /* per rule index */
+};
+
+struct kb_event {
+	enum kb_call call;
+	enum kb_role role;
+	uint16_t lport;             /* 0 when unknown */
+	const struct kb_addr *peer; /* NULL when unknown or not applicable */
+};
+
+/* A rule that fired, and on which of its hits. */
+struct kb_verdict {
+	const struct kb_rule *rule;
+	uint64_t hit;
+};
+
+/* Milliseconds are not fine enough for tests; the clock is a callback so
+ * unit tests can drive time and the shim can read CLOCK_MONOTONIC only
+ * when a windowed rule needs it. */
+struct kb_clock {
+	uint64_t (*since_start_ns)(void *ctx);
+	void *ctx;
+};
+
+#define KB_VERDICTS_MAX 8
+
+/* Is this rule meant for a process whose names are `names` (NULL-terminated:
+ * the executable's base name, argv[0]'s base name)? */
+bool kb_rule_for_program(const struct kb_rule *r, const char *const *names);
+
+/* Which accept phase a rule decides in (see struct kb_plan). */
+bool kb_rule_accept_before_dequeue(const struct kb_rule *r);
+
+/* Builds the plan for a recipe in a process called `names`. process_ctr
+ * and tree_ctr each hold recipe->nrules counters (tree_ctr may be NULL if
+ * no rule asks for tree counters). The plan points into the recipe: keep
+ * the recipe alive as long as the plan. */
+int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t seed,
+		  const char *const *names, struct kb_counter *process_ctr,
+		  struct kb_counter *tree_ctr, struct kb_diag *err);
+
+void kb_plan_free(struct kb_plan *plan);
+
+/* The rules that might apply to (call, role) at all: lets a hook skip its
+ * slow work with one load and one branch. */
+static inline bool kb_plan_wants(const struct kb_plan *plan, enum kb_call call, enum kb_role role)
+{
+	const struct kb_bucket *b = &plan->bucket[call][role];
+	return b->any.n != 0 || b->mask != 0;
+}
+
+/* Evaluates the rules for ev in file order. Rules whose action is `pass`
+ * (a delay only) fire and let evaluation continue; the first rule that
+ * fires with any other action ends it. Returns how many rules fired (at
+ * most KB_VERDICTS_MAX), in order, in out[]. */
+size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev, const struct kb_clock *clk,
+		 struct kb_verdict *out);
+
+#endif

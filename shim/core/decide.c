@@ -1,0 +1,87 @@
+/*
+ * decide.c - the per-call decision: filters, then counters, then the
+ * rule's "when". This is on the hot path of every intercepted call that
+ * has candidate rules, so it allocates nothing, takes no lock and touches
+ * only the candidate rules and their counters.
+ */
+#include "kbfault/decide.h"
+
+#include "kbfault/prng.h"
+
+static const struct kb_rule_list *candidates(const struct kb_bucket *b, uint16_t lport)
+{
+	if (b->mask) {
+		uint32_t i = (lport * 2654435761u) & b->mask;
+		while (b->slots[i].used) {
+			if (b->slots[i].port == lport)
+				return &b->slots[i].list;
+			i = (i + 1) & b->mask;
+		}
+	}
+	return &b->any;
+}
+
+static bool filters_match(const struct kb_rule *r, const struct kb_event *ev)
+{
+	if (r->has_port && (ev->lport < r->port.lo || ev->lport > r->port.hi))
+		return false;
+	if (r->npeers == 0 && !r->has_peer_port)
+		return true;
+	if (ev->peer == NULL || ev->peer->family == 0)
+		return false;
+	if (r->has_peer_port && (ev->peer->port < r->peer_port.lo || ev->peer->port > r->peer_port.hi))
+		return false;
+	if (r->npeers == 0)
+		return true;
+	for (unsigned i = 0; i < r->npeers; i++)
+		if (kb_cidr_match(&r->peers[i], ev->peer))
+			return true;
+	return false;
+}
+
+/* Counts the hit and decides whether the rule fires on it. The hit is
+ * counted whatever the outcome: hit numbers are "the Nth matching call". */
+static bool fires(const struct kb_plan *plan, const struct kb_rule *r, const struct kb_clock *clk,
+		  uint64_t *hit_out)
+{
+	struct kb_counter *c = plan->counter[r->index];
+	uint64_t hit = __atomic_add_fetch(&c->hits, 1, __ATOMIC_RELAXED);
+
+	*hit_out = hit;
+	if (r->nth && hit != r->nth)
+		return false;
+	if (hit <= r->after)
+		return false;
+	if (r->every && (hit - r->after) % r->every != 0)
+		return false;
+	if (r->has_window) {
+		uint64_t t = clk->since_start_ns(clk->ctx);
+		if (t < r->window_from_ns || t >= r->window_to_ns)
+			return false;
+	}
+	if (r->chance != UINT64_MAX && kb_draw(plan->seed, r->name_hash, hit) >= r->chance)
+		return false;
+	if (r->limit && __atomic_add_fetch(&c->fired, 1, __ATOMIC_RELAXED) > r->limit)
+		return false;
+	return true;
+}
+
+size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev, const struct kb_clock *clk,
+		 struct kb_verdict *out)
+{
+	const struct kb_rule_list *list = candidates(&plan->bucket[ev->call][ev->role], ev->lport);
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < list->n && n < KB_VERDICTS_MAX; i++) {
+		const struct kb_rule *r = list->rules[i];
+		uint64_t hit;
+		if (!filters_match(r, ev) || !fires(plan, r, clk, &hit))
+			continue;
+		out[n].rule = r;
+		out[n].hit = hit;
+		n++;
+		if (r->action != KB_ACT_PASS)
+			break;
+	}
+	return n;
+}

@@ -1,0 +1,96 @@
+/*
+ * paths.c - recipe lookup; see paths.h for the rules.
+ */
+#include "kbfault/paths.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+bool kb_recipe_ref_is_path(const char *ref)
+{
+	size_t n = strlen(ref);
+	return strchr(ref, '/') != NULL || (n > 4 && strcmp(ref + n - 4, ".kbf") == 0);
+}
+
+static bool is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int kb_recipe_find(const char *ref, const char *const *dirs, char *out, size_t len,
+		   struct kb_diag *err)
+{
+	char tried[1024] = "";
+	size_t used = 0;
+
+	if (ref[0] == '\0')
+		return kb_diag_set(err, "", 0, 0, "empty recipe name");
+	if (kb_recipe_ref_is_path(ref)) {
+		if ((size_t)snprintf(out, len, "%s", ref) >= len)
+			return kb_diag_set(err, ref, 0, 0, "path too long");
+		return 0;
+	}
+	for (size_t i = 0; dirs[i]; i++) {
+		char exact[4096 + 80];
+		char found[4096 + 300] = "";
+		size_t matches = 0;
+		DIR *d = opendir(dirs[i]);
+
+		if (d == NULL)
+			continue;
+		kb_append(tried, sizeof tried, &used, "%s%s", used ? ", " : "", dirs[i]);
+		snprintf(exact, sizeof exact, "%s/%s.kbf", dirs[i], ref);
+		if (is_file(exact)) {
+			closedir(d);
+			if ((size_t)snprintf(out, len, "%s", exact) >= len)
+				return kb_diag_set(err, exact, 0, 0, "path too long");
+			return 0;
+		}
+		struct dirent *e;
+		size_t rl = strlen(ref);
+		while ((e = readdir(d)) != NULL) {
+			size_t n = strlen(e->d_name);
+			if (n > 4 && strcmp(e->d_name + n - 4, ".kbf") == 0 &&
+			    strncmp(e->d_name, ref, rl) == 0) {
+				matches++;
+				snprintf(found, sizeof found, "%s/%s", dirs[i], e->d_name);
+			}
+		}
+		closedir(d);
+		if (matches == 1) {
+			if ((size_t)snprintf(out, len, "%s", found) >= len)
+				return kb_diag_set(err, found, 0, 0, "path too long");
+			return 0;
+		}
+		if (matches > 1)
+			return kb_diag_set(err, "", 0, 0,
+					   "recipe name '%s' matches %zu bundled recipes in %s; give more of the name (see `kbfault list`)",
+					   ref, matches, dirs[i]);
+	}
+	return kb_diag_set(err, "", 0, 0,
+			   "no recipe file or bundled recipe named '%s' (looked in: %s; see `kbfault list`)",
+			   ref, used ? tried : "no recipe directory exists");
+}
+
+void kb_recipe_dirs(const char *bin_dir, const char *share_rel, const char *env_dir,
+		    const char *compiled_dir, char storage[KB_RECIPE_DIRS_MAX][4096],
+		    const char *dirs[KB_RECIPE_DIRS_MAX + 1])
+{
+	size_t n = 0;
+
+	if (env_dir && env_dir[0])
+		snprintf(storage[n++], 4096, "%s", env_dir);
+	if (bin_dir && bin_dir[0]) {
+		snprintf(storage[n++], 4096, "%s/../recipes", bin_dir);
+		snprintf(storage[n++], 4096, "%s/%s", bin_dir, share_rel);
+	}
+	if (compiled_dir && compiled_dir[0])
+		snprintf(storage[n++], 4096, "%s", compiled_dir);
+	for (size_t i = 0; i < n; i++)
+		dirs[i] = storage[i];
+	dirs[n] = NULL;
+}

@@ -1,0 +1,193 @@
+/*
+ * plan.c - building the per-program rule index described in decide.h.
+ * Runs once at start-up, so it may allocate; nothing here is on a hot path.
+ */
+#include "kbfault/decide.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbfault/errnos.h"
+
+bool kb_rule_for_program(const struct kb_rule *r, const char *const *names)
+{
+	if (r->nprograms == 0)
+		return true;
+	for (size_t i = 0; i < r->nprograms; i++)
+		for (size_t k = 0; names && names[k]; k++)
+			if (strcmp(r->programs[i], names[k]) == 0)
+				return true;
+	return false;
+}
+
+bool kb_rule_accept_before_dequeue(const struct kb_rule *r)
+{
+	return r->action == KB_ACT_FAIL && kb_accept_errno_keeps_connection(r->err) &&
+	       r->npeers == 0 && !r->has_peer_port;
+}
+
+static bool exact_port(const struct kb_rule *r)
+{
+	return r->has_port && r->port.lo == r->port.hi;
+}
+
+static int list_add(struct kb_rule_list *l, const struct kb_rule *r)
+{
+	const struct kb_rule **n = realloc(l->rules, (l->n + 1) * sizeof *n);
+
+	if (n == NULL)
+		return -1;
+	l->rules = n;
+	l->rules[l->n++] = r;
+	return 0;
+}
+
+/* Rules are added in file order, so lists built by appending stay sorted;
+ * a port slot starts as a copy of `any` taken at the point it is created
+ * and gets later `any` rules appended as they come. */
+static struct kb_port_slot *slot_for(struct kb_bucket *b, uint16_t port)
+{
+	uint32_t i = (port * 2654435761u) & b->mask;
+
+	while (b->slots[i].used && b->slots[i].port != port)
+		i = (i + 1) & b->mask;
+	return &b->slots[i];
+}
+
+static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_t n)
+{
+	size_t nports = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (exact_port(rules[i]))
+			nports++;
+	if (nports) {
+		uint32_t size = 4;
+		while (size < nports * 2)
+			size *= 2;
+		b->slots = calloc(size, sizeof *b->slots);
+		if (b->slots == NULL)
+			return -1;
+		b->mask = size - 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct kb_rule *r = rules[i];
+		if (exact_port(r)) {
+			struct kb_port_slot *s = slot_for(b, r->port.lo);
+			if (!s->used) {
+				s->used = true;
+				s->port = r->port.lo;
+				for (uint32_t k = 0; k < b->any.n; k++)
+					if (list_add(&s->list, b->any.rules[k]) < 0)
+						return -1;
+			}
+			if (list_add(&s->list, r) < 0)
+				return -1;
+		} else {
+			if (list_add(&b->any, r) < 0)
+				return -1;
+			for (uint32_t k = 0; b->mask && k <= b->mask; k++)
+				if (b->slots[k].used && list_add(&b->slots[k].list, r) < 0)
+					return -1;
+		}
+	}
+	return 0;
+}
+
+/* The roles whose descriptors a close or shutdown rule can act on. */
+static uint32_t roles_of(const struct kb_rule *r)
+{
+	uint32_t tracked = (1u << KB_ROLE_LISTENING) | (1u << KB_ROLE_ACCEPTED) | (1u << KB_ROLE_OUTBOUND);
+	return r->roles ? r->roles : tracked;
+}
+
+int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t seed,
+		  const char *const *names, struct kb_counter *process_ctr,
+		  struct kb_counter *tree_ctr, struct kb_diag *err)
+{
+	const struct kb_rule **scratch = NULL;
+
+	memset(plan, 0, sizeof *plan);
+	plan->recipe = recipe;
+	plan->seed = seed;
+	plan->counter = calloc(recipe->nrules ? recipe->nrules : 1, sizeof *plan->counter);
+	scratch = calloc(recipe->nrules ? recipe->nrules : 1, sizeof *scratch);
+	if (plan->counter == NULL || scratch == NULL)
+		goto oom;
+
+	/* listeners are always tracked: accept rules need their port */
+	plan->track_roles = 1u << KB_ROLE_LISTENING;
+	for (size_t i = 0; i < recipe->nrules; i++) {
+		const struct kb_rule *r = &recipe->rules[i];
+		if (r->scope == KB_SCOPE_TREE && tree_ctr == NULL) {
+			free(scratch);
+			kb_plan_free(plan);
+			return kb_diag_set(err, recipe->path, r->line, 1,
+					   "rule '%s' wants tree counters, but no shared memory was given",
+					   r->name);
+		}
+		plan->counter[i] = r->scope == KB_SCOPE_TREE ? &tree_ctr[i] : &process_ctr[i];
+	}
+
+	for (int call = 0; call < KB_CALL_COUNT; call++) {
+		for (int role = 0; role < KB_ROLE_COUNT; role++) {
+			size_t n = 0;
+			for (size_t i = 0; i < recipe->nrules; i++) {
+				const struct kb_rule *r = &recipe->rules[i];
+				if (!r->enabled || !(r->calls & (1u << call)) || !kb_rule_for_program(r, names))
+					continue;
+				bool fits;
+				switch (call) {
+				case KB_CALL_LISTEN:
+					fits = role == KB_ROLE_LISTENING;
+					break;
+				case KB_CALL_ACCEPT:
+					fits = kb_rule_accept_before_dequeue(r) ? role == KB_ROLE_LISTENING
+										: role == KB_ROLE_ACCEPTED;
+					break;
+				case KB_CALL_CONNECT:
+					fits = role == KB_ROLE_OUTBOUND;
+					break;
+				default:
+					fits = (roles_of(r) & (1u << role)) != 0;
+					if (fits)
+						plan->track_roles |= 1u << role;
+					break;
+				}
+				if (fits)
+					scratch[n++] = r;
+			}
+			if (bucket_build(&plan->bucket[call][role], scratch, n) < 0)
+				goto oom;
+		}
+	}
+	for (size_t i = 0; i < recipe->nrules; i++) {
+		const struct kb_rule *r = &recipe->rules[i];
+		if (r->enabled && kb_rule_for_program(r, names)) {
+			plan->active++;
+			if (r->scope == KB_SCOPE_TREE)
+				plan->uses_tree = true;
+		}
+	}
+	free(scratch);
+	return 0;
+oom:
+	free(scratch);
+	kb_plan_free(plan);
+	return kb_diag_set(err, recipe->path, 0, 0, "out of memory while indexing rules");
+}
+
+void kb_plan_free(struct kb_plan *plan)
+{
+	for (int c = 0; c < KB_CALL_COUNT; c++) {
+		for (int r = 0; r < KB_ROLE_COUNT; r++) {
+			struct kb_bucket *b = &plan->bucket[c][r];
+			free(b->any.rules);
+			for (uint32_t k = 0; b->mask && k <= b->mask; k++)
+				free(b->slots[k].list.rules);
+			free(b->slots);
+		}
+	}
+	free(plan->counter);
+	memset(plan, 0, sizeof *plan);
+}
