@@ -1,0 +1,147 @@
+/*
+ * fdtable.c - the descriptor table; see fdtable.h for the design.
+ */
+#include "fdtable.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+/* Header word: role (8 bits) | flags (8) | local port (16) | peer family
+ * (8) | reserved (8) | peer port (16). Zero means "no entry". */
+struct entry {
+	uint64_t head;
+	uint64_t ino;
+	uint64_t peer[2];
+};
+
+#define TABLE_MAX (1 << 21) /* descriptors beyond this are never tracked */
+
+static struct entry *table;
+static int table_len;
+static int high; /* one past the highest tracked fd */
+
+int kb_fdtable_init(void)
+{
+	struct rlimit rl;
+	size_t n = 65536;
+
+	/* size for the hard limit: a host may raise its soft limit later */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max > n)
+		n = rl.rlim_max;
+	if (n > TABLE_MAX)
+		n = TABLE_MAX;
+	void *p = mmap(NULL, n * sizeof(struct entry), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	table = p;
+	table_len = (int)n;
+	return 0;
+}
+
+static uint64_t pack(enum kb_role role, unsigned flags, uint16_t lport, const struct kb_addr *peer)
+{
+	uint64_t h = (uint64_t)role | ((uint64_t)(flags & 0xff) << 8) | ((uint64_t)lport << 16);
+	if (peer)
+		h |= ((uint64_t)peer->family << 32) | ((uint64_t)peer->port << 48);
+	return h;
+}
+
+static bool in_range(int fd)
+{
+	return fd >= 0 && fd < table_len && table != NULL;
+}
+
+static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2])
+{
+	struct entry *e = &table[fd];
+
+	__atomic_store_n(&e->head, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->ino, ino, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer[0], peer[0], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer[1], peer[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->head, head, __ATOMIC_RELEASE);
+
+	int h = __atomic_load_n(&high, __ATOMIC_RELAXED);
+	while (fd + 1 > h && !__atomic_compare_exchange_n(&high, &h, fd + 1, true, __ATOMIC_RELAXED,
+							  __ATOMIC_RELAXED))
+		;
+}
+
+bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr *peer)
+{
+	struct stat st;
+	uint64_t pb[2] = { 0, 0 };
+
+	if (!in_range(fd) || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return false;
+	if (peer)
+		memcpy(pb, peer->bytes, sizeof pb);
+	publish(fd, pack(role, 0, lport, peer), (uint64_t)st.st_ino, pb);
+	return true;
+}
+
+bool kb_fd_lookup(int fd, struct kb_fd_info *out)
+{
+	if (!in_range(fd))
+		return false;
+	const struct entry *e = &table[fd];
+	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
+	if (h == 0)
+		return false;
+	uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
+			   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
+	out->role = (enum kb_role)(h & 0xff);
+	out->flags = (unsigned)((h >> 8) & 0xff);
+	out->lport = (uint16_t)(h >> 16);
+	out->ino = __atomic_load_n(&e->ino, __ATOMIC_RELAXED);
+	out->peer.family = (uint8_t)(h >> 32);
+	out->peer.port = (uint16_t)(h >> 48);
+	memcpy(out->peer.bytes, pb, sizeof pb);
+	return true;
+}
+
+void kb_fd_copy(int fd, int to)
+{
+	struct kb_fd_info i;
+	uint64_t pb[2];
+
+	if (!in_range(to) || !kb_fd_lookup(fd, &i))
+		return;
+	memcpy(pb, i.peer.bytes, sizeof pb);
+	publish(to, pack(i.role, i.flags, i.lport, &i.peer), i.ino, pb);
+}
+
+void kb_fd_mark(int fd, unsigned flags)
+{
+	if (!in_range(fd))
+		return;
+	struct entry *e = &table[fd];
+	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
+	if (h != 0)
+		__atomic_store_n(&e->head, h | ((uint64_t)(flags & 0xff) << 8), __ATOMIC_RELEASE);
+}
+
+void kb_fd_forget(int fd)
+{
+	if (in_range(fd))
+		__atomic_store_n(&table[fd].head, 0, __ATOMIC_RELEASE);
+}
+
+bool kb_fd_same(int fd, const struct kb_fd_info *info)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && (uint64_t)st.st_ino == info->ino;
+}
+
+int kb_fd_limit(void)
+{
+	return __atomic_load_n(&high, __ATOMIC_RELAXED);
+}
+
+bool kb_fd_empty(void)
+{
+	return kb_fd_limit() == 0;
+}

@@ -1,0 +1,125 @@
+/*
+ * hook_accept.c - accept() and accept4(), sharing one slow path.
+ *
+ * A rule on accept decides in one of two phases (decide.h): before the
+ * real call, for errors the kernel reports with the connection still
+ * queued (EAGAIN, EMFILE, ...); or once a connection has been taken, when
+ * the peer is known and the hit number counts connections. A connection
+ * that a rule refuses after it was taken is reset, so the client sees
+ * what it would see had the stack dropped it.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "act.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "hooks.h"
+#include "real.h"
+#include "shim.h"
+
+static int pass(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four)
+{
+	if (four)
+		return kb_real.accept4 ? kb_real.accept4(fd, addr, len, flags)
+				       : (int)kb_raw_syscall(SYS_accept4, fd, (long)addr, (long)len, flags, 0, 0);
+	return kb_real.accept ? kb_real.accept(fd, addr, len)
+			      : (int)kb_raw_syscall(SYS_accept4, fd, (long)addr, (long)len, 0, 0, 0);
+}
+
+KB_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.accept(fd, addr, len);
+	return kb_accept_hook(fd, addr, len, 0, false, NULL);
+}
+
+KB_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.accept4(fd, addr, len, flags);
+	return kb_accept_hook(fd, addr, len, flags, true, "accept4");
+}
+
+/* The peer of a freshly accepted connection, from the address the kernel
+ * wrote (or, if the caller's buffer was too small to hold it, from
+ * getpeername). */
+static void peer_of(int c, const struct sockaddr *a, socklen_t given, socklen_t got,
+		    struct kb_addr *peer)
+{
+	kb_addr_from_sockaddr(a, given < got ? given : got, peer);
+	if (peer->family == 0 && given < got) {
+		struct sockaddr_storage ss;
+		socklen_t l = sizeof ss;
+		if (getpeername(c, (struct sockaddr *)&ss, &l) == 0)
+			kb_addr_from_sockaddr((struct sockaddr *)&ss, l, peer);
+	}
+}
+
+int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four,
+		   const char *via)
+{
+	struct kb_fd_info lst;
+	struct kb_verdict v[KB_VERDICTS_MAX];
+	const struct kb_plan *plan = &kb_shim.plan;
+
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
+		return pass(fd, addr, len, flags, four);
+	if (!kb_fd_lookup(fd, &lst) || lst.role != KB_ROLE_LISTENING)
+		return pass(fd, addr, len, flags, four);
+
+	int saved = errno;
+	if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING)) {
+		struct kb_site site = { KB_CALL_ACCEPT, via, fd, KB_ROLE_LISTENING, NULL };
+		const struct kb_verdict *d = kb_inject(&site, lst.lport, v, NULL);
+		if (d && d->rule->action == KB_ACT_FAIL) {
+			errno = d->rule->err;
+			return -1;
+		}
+	}
+	bool post = kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
+	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
+	if (!post && !track) {
+		errno = saved;
+		return pass(fd, addr, len, flags, four);
+	}
+
+	for (;;) {
+		struct sockaddr_storage own;
+		socklen_t own_len = sizeof own;
+		struct sockaddr *a = addr ? addr : (struct sockaddr *)&own;
+		socklen_t *al = addr ? len : &own_len;
+		/* read before the call: afterwards *len is the full size */
+		socklen_t given = addr && len ? *len : own_len;
+
+		errno = saved;
+		int c = pass(fd, a, al, flags, four);
+		if (c < 0)
+			return c;
+		int e = errno;
+		struct kb_addr peer;
+		peer_of(c, a, given, *al, &peer);
+
+		if (post) {
+			struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, &peer };
+			const struct kb_verdict *d = kb_inject(&site, lst.lport, v, NULL);
+			if (d && d->rule->action == KB_ACT_FAIL) {
+				kb_close_with_reset(c);
+				errno = d->rule->err;
+				return -1;
+			}
+			if (d && d->rule->action == KB_ACT_RESET) {
+				/* dropped as if the stack had refused it: the
+				 * application never sees this connection and
+				 * waits for the next, as its own accept would */
+				kb_close_with_reset(c);
+				continue;
+			}
+		}
+		if (track)
+			kb_fd_track(c, KB_ROLE_ACCEPTED, lst.lport, &peer);
+		errno = e;
+		return c;
+	}
+}

@@ -1,0 +1,90 @@
+/*
+ * hook_close.c - close(): where a connection is released, and so where a
+ * rule can keep it from being released (Q236565), reset it, or make the
+ * call report an error.
+ *
+ * Closing follows Linux: the descriptor is released even when close()
+ * reports an error, so `fail` closes for real and then returns the error.
+ * The entry is forgotten before the real close, never after: once the
+ * number is free another thread may be handed it by accept(), and its new
+ * entry must not be wiped.
+ */
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "act.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "hooks.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+static int pass(int fd)
+{
+	if (kb_real.close)
+		return kb_real.close(fd);
+	return (int)kb_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+}
+
+KB_API int close(int fd)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.close(fd);
+	return kb_close_hook(fd, NULL);
+}
+
+int kb_close_hook(int fd, const char *via)
+{
+	struct kb_fd_info info;
+	struct kb_verdict v[KB_VERDICTS_MAX];
+
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
+		return pass(fd);
+	if (kb_is_protected(fd)) {
+		/* ours, not the host's: to the host it is not open */
+		errno = EBADF;
+		return -1;
+	}
+	if (!kb_fd_lookup(fd, &info))
+		return pass(fd);
+	int saved = errno;
+	bool same = kb_fd_same(fd, &info);
+	errno = saved;
+	if (!same) {
+		/* closed behind our back and reused: not ours any more */
+		kb_fd_forget(fd);
+		return pass(fd);
+	}
+	if (info.flags & KB_FD_LEAKED) {
+		/* the host closed this one before and we kept it open: to the
+		 * host it is gone, so a second close is a bad descriptor */
+		errno = EBADF;
+		return -1;
+	}
+	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
+		kb_fd_forget(fd);
+		return pass(fd);
+	}
+
+	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer };
+	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
+	errno = saved;
+	if (d && d->rule->action == KB_ACT_LEAK) {
+		kb_fd_mark(fd, KB_FD_LEAKED);
+		return 0;
+	}
+	kb_fd_forget(fd);
+	if (d && d->rule->action == KB_ACT_RESET) {
+		kb_close_with_reset(fd);
+		errno = saved;
+		return 0;
+	}
+	int rc = pass(fd);
+	if (d && d->rule->action == KB_ACT_FAIL) {
+		errno = d->rule->err;
+		return -1;
+	}
+	return rc;
+}

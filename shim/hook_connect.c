@@ -1,0 +1,89 @@
+/*
+ * hook_connect.c - connect(): outbound connections, the client side of
+ * the faults (a node that cannot re-join, a dependency that refuses).
+ *
+ * `refuse` does not fake an errno: it sends the connect to a loopback
+ * port that is bound but not listening, so the kernel itself refuses it -
+ * synchronously for a blocking socket, through EINPROGRESS and SO_ERROR
+ * for a non-blocking one - and the application takes the same code path
+ * it takes in a real outage.
+ */
+#include <errno.h>
+#include <sys/syscall.h>
+
+#include "act.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "hooks.h"
+#include "real.h"
+#include "shim.h"
+
+static int pass(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (kb_real.connect)
+		return kb_real.connect(fd, addr, len);
+	return (int)kb_raw_syscall(SYS_connect, fd, (long)addr, (long)len, 0, 0, 0);
+}
+
+KB_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.connect(fd, addr, len);
+	return kb_connect_hook(fd, addr, len, NULL);
+}
+
+static bool is_stream(int fd)
+{
+	int type = 0;
+	socklen_t l = sizeof type;
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM;
+}
+
+int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const char *via)
+{
+	struct kb_addr peer;
+	struct kb_verdict v[KB_VERDICTS_MAX];
+
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded() || addr == NULL)
+		return pass(fd, addr, len);
+	bool rules = kb_plan_wants(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND);
+	bool track = kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND);
+	if (!rules && !track)
+		return pass(fd, addr, len);
+
+	int saved = errno;
+	kb_addr_from_sockaddr(addr, len, &peer);
+	if (peer.family == 0 || !is_stream(fd)) {
+		errno = saved;
+		return pass(fd, addr, len);
+	}
+	const struct sockaddr *target = addr;
+	socklen_t target_len = len;
+	struct sockaddr_storage sink;
+	if (rules) {
+		struct kb_site site = { KB_CALL_CONNECT, via, fd, KB_ROLE_OUTBOUND, &peer };
+		const struct kb_verdict *d = kb_inject(&site, 0, v, NULL);
+		if (d && d->rule->action == KB_ACT_FAIL) {
+			errno = d->rule->err;
+			return -1;
+		}
+		if (d && d->rule->action == KB_ACT_REFUSE) {
+			if (kb_sink_for(addr, len, &sink, &target_len)) {
+				target = (struct sockaddr *)&sink;
+			} else {
+				/* no loopback to refuse through: the next best
+				 * thing is the same errno, synchronously */
+				errno = ECONNREFUSED;
+				return -1;
+			}
+		}
+	}
+	errno = saved;
+	int rc = pass(fd, target, target_len);
+	if (track && (rc == 0 || errno == EINPROGRESS)) {
+		int e = errno;
+		kb_fd_track(fd, KB_ROLE_OUTBOUND, 0, &peer);
+		errno = e;
+	}
+	return rc;
+}

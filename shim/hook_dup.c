@@ -1,0 +1,62 @@
+/*
+ * hook_dup.c - dup2() and dup3(): bookkeeping only. Replacing a
+ * descriptor closes what was there (so its entry goes), the new number
+ * refers to the same socket as the old (so the entry is copied), and a
+ * host that dup2()s over the log's number gets it after the log has moved
+ * away (log.h).
+ */
+#include <errno.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "fdtable.h"
+#include "guard.h"
+#include "hooks.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+static int pass(int oldfd, int newfd, int flags, bool three)
+{
+	if (three)
+		return kb_real.dup3 ? kb_real.dup3(oldfd, newfd, flags)
+				    : (int)kb_raw_syscall(SYS_dup3, oldfd, newfd, flags, 0, 0, 0);
+	if (kb_real.dup2)
+		return kb_real.dup2(oldfd, newfd);
+	/* dup3 refuses oldfd == newfd; dup2 just checks oldfd is valid */
+	if (oldfd == newfd)
+		return (int)kb_raw_syscall(SYS_fcntl, oldfd, F_GETFD, 0, 0, 0, 0) < 0 ? -1 : newfd;
+	return (int)kb_raw_syscall(SYS_dup3, oldfd, newfd, 0, 0, 0, 0);
+}
+
+KB_API int dup2(int oldfd, int newfd)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.dup2(oldfd, newfd);
+	return kb_dup_hook(oldfd, newfd, 0, false, NULL);
+}
+
+KB_API int dup3(int oldfd, int newfd, int flags)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.dup3(oldfd, newfd, flags);
+	return kb_dup_hook(oldfd, newfd, flags, true, NULL);
+}
+
+int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
+{
+	(void)via;
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded() || oldfd == newfd)
+		return pass(oldfd, newfd, flags, three);
+	int saved = errno;
+	kb_guard_enter();
+	kb_protect_evict(newfd);
+	kb_guard_leave();
+	kb_fd_forget(newfd);
+	errno = saved;
+	int rc = pass(oldfd, newfd, flags, three);
+	if (rc >= 0)
+		kb_fd_copy(oldfd, newfd);
+	return rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * hook_fclose.c - fclose() on a stream wrapped around a socket
+ * (fdopen(sock)): it closes the socket too, so a leak rule must see it.
+ *
+ * The FILE itself is always freed - keeping it would leak memory the host
+ * can never reclaim and change nothing on the wire. To keep the connection
+ * from being released, the socket is first duplicated onto another
+ * descriptor that stays open, tracked as leaked.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+
+#include "act.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "hooks.h"
+#include "real.h"
+#include "shim.h"
+
+static int pass(FILE *fp)
+{
+	if (kb_real.fclose)
+		return kb_real.fclose(fp);
+	errno = ENOSYS; /* only while symbols are being resolved */
+	return EOF;
+}
+
+static int fclose_slow(FILE *fp)
+{
+	struct kb_fd_info info;
+	struct kb_verdict v[KB_VERDICTS_MAX];
+
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded() || fp == NULL)
+		return pass(fp);
+	int saved = errno;
+	int fd = fileno(fp);
+	if (fd < 0 || !kb_fd_lookup(fd, &info)) {
+		errno = saved;
+		return pass(fp);
+	}
+	if (!kb_fd_same(fd, &info) || !kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
+		kb_fd_forget(fd);
+		errno = saved;
+		return pass(fp);
+	}
+
+	struct kb_site site = { KB_CALL_CLOSE, "fclose", fd, info.role, &info.peer };
+	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
+	if (d && d->rule->action == KB_ACT_LEAK) {
+		int fdflags = fcntl(fd, F_GETFD);
+		int kept = fcntl(fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+		if (kept >= 0) {
+			kb_fd_copy(fd, kept);
+			kb_fd_mark(kept, KB_FD_LEAKED);
+		}
+	}
+	if (d && d->rule->action == KB_ACT_RESET) {
+		struct linger lg = { 1, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
+	kb_fd_forget(fd);
+	errno = saved;
+	int rc = pass(fp);
+	if (d && d->rule->action == KB_ACT_FAIL) {
+		errno = d->rule->err;
+		return EOF;
+	}
+	return rc;
+}
+
+KB_API int fclose(FILE *fp)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.fclose(fp);
+	return fclose_slow(fp);
+}

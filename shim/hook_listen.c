@@ -1,0 +1,70 @@
+/*
+ * hook_listen.c - listen(): where listening sockets become tracked, and
+ * where a backlog can be capped (Q181350: a server that asks the stack
+ * for a queue of five).
+ */
+#include <errno.h>
+#include <sys/syscall.h>
+
+#include "act.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "hooks.h"
+#include "real.h"
+#include "shim.h"
+
+static int pass(int fd, int backlog)
+{
+	if (kb_real.listen)
+		return kb_real.listen(fd, backlog);
+	return (int)kb_raw_syscall(SYS_listen, fd, backlog, 0, 0, 0, 0);
+}
+
+KB_API int listen(int fd, int backlog)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.listen(fd, backlog);
+	return kb_listen_hook(fd, backlog, NULL);
+}
+
+int kb_listen_hook(int fd, int backlog, const char *via)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	struct kb_addr local;
+	struct kb_verdict v[KB_VERDICTS_MAX];
+
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
+		return pass(fd, backlog);
+	int saved = errno;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		goto real;
+	kb_addr_from_sockaddr((struct sockaddr *)&ss, len, &local);
+	if (local.family == 0)
+		goto real; /* not TCP/IP: never ours to touch */
+
+	int effective = backlog;
+	if (kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
+		struct kb_site site = { KB_CALL_LISTEN, via, fd, KB_ROLE_LISTENING, NULL };
+		struct kb_effect effect = { .requested = backlog };
+		const struct kb_verdict *d = kb_inject(&site, local.port, v, &effect);
+		if (d && d->rule->action == KB_ACT_FAIL) {
+			errno = d->rule->err;
+			return -1;
+		}
+		/* the kernel reads a negative backlog as "as large as allowed" */
+		if (d && d->rule->action == KB_ACT_BACKLOG && (backlog < 0 || backlog > d->rule->backlog))
+			effective = d->rule->backlog;
+	}
+	errno = saved;
+	int rc = pass(fd, effective);
+	if (rc == 0) {
+		int e = errno;
+		kb_fd_track(fd, KB_ROLE_LISTENING, local.port, NULL);
+		errno = e;
+	}
+	return rc;
+real:
+	errno = saved;
+	return pass(fd, backlog);
+}

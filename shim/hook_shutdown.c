@@ -1,0 +1,67 @@
+/*
+ * hook_shutdown.c - shutdown(): half of how some servers end a
+ * connection (Python's http.server sends SHUT_WR before close), so a leak
+ * must swallow it too or the peer still sees the end of the stream.
+ */
+#include <errno.h>
+#include <sys/syscall.h>
+
+#include "act.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "hooks.h"
+#include "real.h"
+#include "shim.h"
+
+static int pass(int fd, int how)
+{
+	if (kb_real.shutdown)
+		return kb_real.shutdown(fd, how);
+	return (int)kb_raw_syscall(SYS_shutdown, fd, how, 0, 0, 0, 0);
+}
+
+KB_API int shutdown(int fd, int how)
+{
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.shutdown(fd, how);
+	return kb_shutdown_hook(fd, how, NULL);
+}
+
+int kb_shutdown_hook(int fd, int how, const char *via)
+{
+	struct kb_fd_info info;
+	struct kb_verdict v[KB_VERDICTS_MAX];
+
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
+		return pass(fd, how);
+	if (!kb_fd_lookup(fd, &info) || !kb_plan_wants(&kb_shim.plan, KB_CALL_SHUTDOWN, info.role))
+		return pass(fd, how);
+	int saved = errno;
+	bool same = kb_fd_same(fd, &info);
+	errno = saved;
+	if (!same)
+		return pass(fd, how);
+	if (info.flags & KB_FD_LEAKED) {
+		errno = EBADF;
+		return -1;
+	}
+
+	struct kb_site site = { KB_CALL_SHUTDOWN, via, fd, info.role, &info.peer };
+	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
+	errno = saved;
+	if (d == NULL)
+		return pass(fd, how);
+	switch (d->rule->action) {
+	case KB_ACT_LEAK:
+		return 0;
+	case KB_ACT_RESET:
+		kb_reset_keep_open(fd);
+		errno = saved;
+		return 0;
+	case KB_ACT_FAIL:
+		errno = d->rule->err;
+		return -1;
+	default:
+		return pass(fd, how);
+	}
+}

@@ -1,0 +1,67 @@
+/*
+ * hook_syscall.c - syscall(): node's libuv, among others, closes sockets
+ * with syscall(SYS_close, fd), which no close() hook ever sees. The
+ * system calls kbfault intercepts are routed to the same slow paths as
+ * their libc wrappers; every other number goes straight through.
+ *
+ * syscall() is variadic: it always reads six arguments, as glibc's own
+ * implementation does, since the kernel ABI passes them in registers.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "guard.h"
+#include "hooks.h"
+#include "real.h"
+#include "shim.h"
+
+static long slow(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded()) {
+		if (kb_real.syscall)
+			return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
+		return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
+	}
+	switch (nr) {
+	case SYS_close:
+		return kb_close_hook((int)a1, "syscall");
+	case SYS_shutdown:
+		return kb_shutdown_hook((int)a1, (int)a2, "syscall");
+	case SYS_listen:
+		return kb_listen_hook((int)a1, (int)a2, "syscall");
+#ifdef SYS_accept
+	case SYS_accept:
+		return kb_accept_hook((int)a1, (struct sockaddr *)a2, (socklen_t *)a3, 0, false, "syscall");
+#endif
+	case SYS_accept4:
+		return kb_accept_hook((int)a1, (struct sockaddr *)a2, (socklen_t *)a3, (int)a4, true,
+				      "syscall");
+	case SYS_connect:
+		return kb_connect_hook((int)a1, (const struct sockaddr *)a2, (socklen_t)a3, "syscall");
+	case SYS_close_range:
+		return kb_close_range_hook((unsigned)a1, (unsigned)a2, (int)a3, "syscall");
+#ifdef SYS_dup2
+	case SYS_dup2:
+		return kb_dup_hook((int)a1, (int)a2, 0, false, "syscall");
+#endif
+	case SYS_dup3:
+		return kb_dup_hook((int)a1, (int)a2, (int)a3, true, "syscall");
+	default:
+		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
+	}
+}
+
+KB_API long syscall(long nr, ...)
+{
+	va_list ap;
+
+	va_start(ap, nr);
+	long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+	long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+	va_end(ap);
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
+	return slow(nr, a1, a2, a3, a4, a5, a6);
+}

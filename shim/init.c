@@ -1,0 +1,287 @@
+/*
+ * init.c - start-up: environment, recipe, plan, log; and fork.
+ *
+ * Runs exactly once per process image, under pthread_once, from our
+ * constructor or from the first hook that needs it, whichever comes first
+ * (another preloaded library's constructor may call close() before ours
+ * has run). Everything is read here, once: nginx, for one, clears its
+ * environment before it starts its workers, and the hot path must never
+ * call getenv().
+ *
+ * Configuration that cannot be honoured stops the host before main() with
+ * a message naming the file, line and column, and exit status 125: a run
+ * without the faults that were asked for would prove nothing.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kbfault/kbfault.h"
+#include "kbfault/paths.h"
+#include "kbfault/recipe.h"
+#include "kbfault/scan.h"
+#include "act.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+
+/* The exit status of a host that kbfault refuses to start. */
+#define KB_EXIT_CONFIG 125
+
+int kb_mode = KB_MODE_UNINIT;
+struct kb_shim kb_shim = { .sink4 = -1, .sink6 = -1 };
+__thread int kb_guard_depth __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static const char *const known_env[] = {
+	"KBFAULT_RECIPE", "KBFAULT_LOG", "KBFAULT_SEED", "KBFAULT_SET", "KBFAULT_RECIPE_DIR",
+	"KBFAULT_LIB", NULL,
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t kb_since_start_ns(void *ctx)
+{
+	(void)ctx;
+	return mono_ns() - kb_shim.start_ns;
+}
+
+static void put_stderr(const char *s)
+{
+	size_t len = strlen(s);
+	while (len) {
+		ssize_t n = write(2, s, len);
+		if (n <= 0)
+			return;
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The one place that decides what a configuration error does: say it on
+ * stderr and in the log, then stop the host. */
+__attribute__((noreturn)) static void refuse_to_start(const char *message)
+{
+	char buf[2048];
+
+	snprintf(buf, sizeof buf,
+		 "kbfault: %s\nkbfault: not starting %s: it would run without the faults that were asked for (exit status %d)\n",
+		 message, kb_shim.program[0] ? kb_shim.program : "the program", KB_EXIT_CONFIG);
+	put_stderr(buf);
+	kb_log_error(message);
+	_exit(KB_EXIT_CONFIG);
+}
+
+static void read_names(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		const char *base = strrchr(exe, '/');
+		snprintf(kb_shim.program, sizeof kb_shim.program, "%.63s", base ? base + 1 : exe);
+	}
+	snprintf(kb_shim.argv0, sizeof kb_shim.argv0, "%s", program_invocation_short_name);
+	if (!kb_shim.program[0])
+		snprintf(kb_shim.program, sizeof kb_shim.program, "%s", kb_shim.argv0);
+}
+
+static void check_env_names(void)
+{
+	for (char **e = environ; e && *e; e++) {
+		if (strncmp(*e, "KBFAULT_", 8) != 0)
+			continue;
+		size_t n = strcspn(*e, "=");
+		bool known = false;
+		for (size_t i = 0; known_env[i]; i++)
+			if (strlen(known_env[i]) == n && strncmp(known_env[i], *e, n) == 0)
+				known = true;
+		if (!known) {
+			char msg[512];
+			snprintf(msg, sizeof msg,
+				 "unknown environment variable %.*s (known: KBFAULT_RECIPE, KBFAULT_LOG, KBFAULT_SEED, KBFAULT_SET, KBFAULT_RECIPE_DIR, KBFAULT_LIB)",
+				 (int)(n > 200 ? 200 : n), *e);
+			refuse_to_start(msg);
+		}
+	}
+}
+
+/* The directory this library was loaded from, for finding bundled
+ * recipes relative to it. */
+static void library_dir(char *out, size_t len)
+{
+	Dl_info info;
+	char real[PATH_MAX];
+
+	out[0] = '\0';
+	if (dladdr((void *)&kb_init_ensure, &info) == 0 || info.dli_fname == NULL)
+		return;
+	if (realpath(info.dli_fname, real) == NULL)
+		return;
+	snprintf(out, len, "%s", dirname(real));
+}
+
+static void resolve_recipe(const char *ref, char *path, size_t len)
+{
+	char libdir[PATH_MAX];
+	char storage[KB_RECIPE_DIRS_MAX][4096];
+	const char *dirs[KB_RECIPE_DIRS_MAX + 1];
+	struct kb_diag d;
+	char msg[1400];
+
+	library_dir(libdir, sizeof libdir);
+	kb_recipe_dirs(libdir, "../../share/kbfault/recipes", getenv("KBFAULT_RECIPE_DIR"),
+		       KB_RECIPE_DIR, storage, dirs);
+	if (kb_recipe_find(ref, dirs, path, len, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		refuse_to_start(msg);
+	}
+}
+
+static void *counters_alloc(size_t n, bool shared)
+{
+	size_t bytes = (n ? n : 1) * sizeof(struct kb_counter);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* A forked child counts its own calls (process counters restart at zero;
+ * tree counters are shared on purpose) and says it exists. Runs in the
+ * child of a possibly multi-threaded parent: only async-signal-safe work
+ * here, which the log writer is. */
+static void atfork_child(void)
+{
+	if (kb_mode_get() != KB_MODE_ARMED)
+		return;
+	memset(kb_shim.process_counters, 0, kb_shim.recipe.nrules * sizeof(struct kb_counter));
+	kb_log_start(true);
+}
+
+static void init(void)
+{
+	struct kb_diag d;
+	char msg[1400];
+	char path[4096];
+	struct kb_overrides ov;
+	const char *v;
+
+	kb_guard_enter();
+	kb_real_resolve();
+	kb_shim.start_ns = mono_ns();
+	read_names();
+
+	/* setuid and friends: the environment belongs to someone else */
+	if (getauxval(AT_SECURE)) {
+		__atomic_store_n(&kb_mode, KB_MODE_OFF, __ATOMIC_RELEASE);
+		kb_guard_leave();
+		return;
+	}
+	check_env_names();
+
+	const char *recipe = getenv("KBFAULT_RECIPE");
+	if (recipe == NULL || recipe[0] == '\0') {
+		__atomic_store_n(&kb_mode, KB_MODE_OFF, __ATOMIC_RELEASE);
+		kb_guard_leave();
+		return;
+	}
+
+	int rc = kb_log_open(getenv("KBFAULT_LOG"));
+	if (rc < 0) {
+		snprintf(msg, sizeof msg,
+			 "kbfault: warning: cannot open the injection log %s: %s; injections in %s are not logged\n",
+			 kb_log_path(), strerrordesc_np(-rc) ? strerrordesc_np(-rc) : "error",
+			 kb_shim.program);
+		put_stderr(msg);
+	}
+
+	kb_overrides_init(&ov, "KBFAULT_SET");
+	if ((v = getenv("KBFAULT_SET")) != NULL && kb_overrides_add_list(&ov, v, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		refuse_to_start(msg);
+	}
+	resolve_recipe(recipe, path, sizeof path);
+	if (kb_recipe_load(path, &ov, &kb_shim.recipe, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		refuse_to_start(msg);
+	}
+	size_t used = 0;
+	for (size_t i = 0; i < ov.n; i++)
+		kb_append(kb_shim.overrides, sizeof kb_shim.overrides, &used, "%s%s=%s", i ? "," : "",
+			  ov.item[i].name, ov.item[i].value);
+
+	kb_shim.seed = kb_shim.recipe.seed;
+	if ((v = getenv("KBFAULT_SEED")) != NULL && v[0] &&
+	    kb_scan_u64(v, UINT64_MAX, &kb_shim.seed) < 0) {
+		snprintf(msg, sizeof msg, "KBFAULT_SEED: expected a whole number from 0 to %llu, got '%.100s'",
+			 (unsigned long long)UINT64_MAX, v);
+		refuse_to_start(msg);
+	}
+
+	const char *names[] = { kb_shim.program, kb_shim.argv0, NULL };
+	bool tree = false;
+	for (size_t i = 0; i < kb_shim.recipe.nrules; i++)
+		tree |= kb_shim.recipe.rules[i].scope == KB_SCOPE_TREE;
+	kb_shim.process_counters = counters_alloc(kb_shim.recipe.nrules, false);
+	kb_shim.tree_counters = tree ? counters_alloc(kb_shim.recipe.nrules, true) : NULL;
+	if (kb_shim.process_counters == NULL || (tree && kb_shim.tree_counters == NULL))
+		refuse_to_start("cannot allocate rule counters");
+	if (kb_plan_build(&kb_shim.plan, &kb_shim.recipe, kb_shim.seed, names,
+			  kb_shim.process_counters, kb_shim.tree_counters, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		refuse_to_start(msg);
+	}
+	if (kb_fdtable_init() < 0)
+		refuse_to_start("cannot reserve the descriptor table");
+	if (kb_plan_wants(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND))
+		kb_sinks_open();
+	pthread_atfork(NULL, NULL, atfork_child);
+
+	kb_log_start(false);
+	__atomic_store_n(&kb_mode, kb_shim.plan.active ? KB_MODE_ARMED : KB_MODE_OFF, __ATOMIC_RELEASE);
+	kb_guard_leave();
+}
+
+int kb_init_ensure(void)
+{
+	int m = kb_mode_get();
+
+	if (m != KB_MODE_UNINIT)
+		return m;
+	/* start-up itself called a hook: it must pass through, not wait for
+	 * the once-control this thread already holds */
+	if (kb_guarded())
+		return KB_MODE_UNINIT;
+	int saved = errno;
+	pthread_once(&init_once, init);
+	errno = saved;
+	return kb_mode_get();
+}
+
+__attribute__((constructor)) static void kb_constructor(void)
+{
+	kb_init_ensure();
+}
+
+KB_API const char *kbfault_version(void)
+{
+	return KB_VERSION;
+}

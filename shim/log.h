@@ -1,0 +1,62 @@
+/*
+ * log.h - the injection log and the shim's own, protected descriptors.
+ *
+ * JSON Lines, one object per line, each line one write(2) to a descriptor
+ * opened O_APPEND|O_CLOEXEC (O_NOFOLLOW, mode 0600 when created): lines
+ * from many threads and processes never interleave, and a process killed
+ * with SIGKILL leaves only whole lines. The descriptor is out of the
+ * host's reach: close() on it fails with EBADF as if it were not open,
+ * close_range()/closefrom() skip it, and dup2() over it moves ours away
+ * first. The refusal sinks (act.h) are protected the same way.
+ */
+#ifndef KBFAULT_LOG_H
+#define KBFAULT_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbfault/addr.h"
+#include "kbfault/decide.h"
+
+/* Opens the log at path ("" or "stderr": a copy of fd 2). Returns 0 or a
+ * negative errno; the caller warns. */
+int kb_log_open(const char *path);
+const char *kb_log_path(void);
+
+/* Adds fd to the protected set. */
+void kb_protect(int fd);
+bool kb_is_protected(int fd);
+/* The highest protected descriptor, or -1. */
+int kb_protected_max(void);
+/* The host is about to replace descriptor fd (dup2/dup3 onto it): if it
+ * is ours, move ours to another number first. */
+void kb_protect_evict(int fd);
+
+void kb_log_line(const char *line, size_t len);
+
+/* The start line of a process; forked says it began as a fork. */
+void kb_log_start(bool forked);
+
+/* A configuration error, for the log, before the host is stopped. */
+void kb_log_error(const char *message);
+
+struct kb_site {
+	enum kb_call call;
+	const char *via;            /* entry point when not the call itself */
+	int fd;
+	enum kb_role role;
+	const struct kb_addr *peer; /* may be NULL */
+};
+
+struct kb_effect {
+	int err;                /* errno returned, 0 for none */
+	int backlog, requested; /* backlog caps */
+	int kept_fd;            /* fclose leak: the number the socket lives on */
+};
+
+void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const struct kb_effect *e);
+void kb_log_stall_end(const struct kb_site *s, const struct kb_verdict *v, uint64_t stalled_ns,
+		      bool interrupted);
+
+#endif
