@@ -1,0 +1,164 @@
+/*
+ * cmd_report.c - `kbfault report`: an injection log in a table a person
+ * reads, or in one JSON object a program reads (--json).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "kbfault/json.h"
+#include "logsum.h"
+
+static const char usage[] =
+	"Usage: kbfault report [--json] LOG...\n"
+	"\n"
+	"Summarises injection logs: the processes that ran under kbfault, and how many\n"
+	"faults each rule injected, per call, action and process.\n"
+	"\n"
+	"  --json      print one JSON object instead of tables\n"
+	"  -h, --help  this text\n"
+	"\n"
+	"Exit status: 0 if every line was read, 1 if a log is unreadable or has lines\n"
+	"that are not kbfault log objects (each is reported as LOG:LINE:COLUMN), 2 on\n"
+	"usage errors.\n";
+
+static int by_rule_pid(const void *a, const void *b)
+{
+	const struct kb_logsum_row *x = a, *y = b;
+	int c = strcmp(x->rule, y->rule);
+	if (c)
+		return c;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	c = strcmp(x->call, y->call);
+	return c ? c : strcmp(x->action, y->action);
+}
+
+static void print_text(const struct kb_logsum *s)
+{
+	printf("processes: %zu   injections: %llu   malformed lines: %llu\n", s->nprocs,
+	       (unsigned long long)s->injections, (unsigned long long)s->malformed);
+	for (size_t i = 0; i < s->nprocs; i++) {
+		const struct kb_logsum_proc *p = &s->procs[i];
+		printf("  pid %-7ld %-20s recipe %s, seed %s%s\n", p->pid, p->program, p->recipe, p->seed,
+		       p->fork ? " (forked)" : "");
+	}
+	for (size_t i = 0; i < s->nerrors; i++)
+		printf("  error: %s\n", s->errors[i]);
+	if (s->nrows == 0) {
+		printf("\nno faults were injected\n");
+		return;
+	}
+	printf("\n%-28s %-9s %-8s %8s %8s %12s %12s\n", "RULE", "CALL", "ACTION", "PID", "COUNT",
+	       "FIRST_S", "LAST_S");
+	for (size_t i = 0; i < s->nrows; i++) {
+		const struct kb_logsum_row *r = &s->rows[i];
+		printf("%-28s %-9s %-8s %8ld %8llu %12s %12s\n", r->rule, r->call, r->action, r->pid,
+		       (unsigned long long)r->count, r->first_t, r->last_t);
+	}
+	printf("\nby rule:\n");
+	for (size_t i = 0; i < s->nrows; i++)
+		if (i == 0 || strcmp(s->rows[i].rule, s->rows[i - 1].rule) != 0)
+			printf("  %-28s %8llu\n", s->rows[i].rule,
+			       (unsigned long long)kb_logsum_rule_total(s, s->rows[i].rule));
+}
+
+static void print_json(const struct kb_logsum *s)
+{
+	char a[600], b[600], c[600];
+
+	printf("{\"processes\":[");
+	for (size_t i = 0; i < s->nprocs; i++) {
+		const struct kb_logsum_proc *p = &s->procs[i];
+		kb_json_escape(p->program, a, sizeof a);
+		kb_json_escape(p->recipe, b, sizeof b);
+		printf("%s{\"pid\":%ld,\"ppid\":%ld,\"program\":%s,\"recipe\":%s,\"seed\":%s,\"fork\":%s}",
+		       i ? "," : "", p->pid, p->ppid, a, b, p->seed[0] ? p->seed : "null",
+		       p->fork ? "true" : "false");
+	}
+	printf("],\"injections\":%llu,\"malformed\":%llu,\"errors\":[",
+	       (unsigned long long)s->injections, (unsigned long long)s->malformed);
+	for (size_t i = 0; i < s->nerrors; i++) {
+		kb_json_escape(s->errors[i], a, sizeof a);
+		printf("%s%s", i ? "," : "", a);
+	}
+	printf("],\"rows\":[");
+	for (size_t i = 0; i < s->nrows; i++) {
+		const struct kb_logsum_row *r = &s->rows[i];
+		kb_json_escape(r->rule, a, sizeof a);
+		kb_json_escape(r->call, b, sizeof b);
+		kb_json_escape(r->action, c, sizeof c);
+		printf("%s{\"rule\":%s,\"call\":%s,\"action\":%s,\"pid\":%ld,\"count\":%llu}", i ? "," : "",
+		       a, b, c, r->pid, (unsigned long long)r->count);
+	}
+	printf("],\"by_rule\":{");
+	bool first = true;
+	for (size_t i = 0; i < s->nrows; i++) {
+		if (i > 0 && strcmp(s->rows[i].rule, s->rows[i - 1].rule) == 0)
+			continue;
+		kb_json_escape(s->rows[i].rule, a, sizeof a);
+		printf("%s%s:%llu", first ? "" : ",", a,
+		       (unsigned long long)kb_logsum_rule_total(s, s->rows[i].rule));
+		first = false;
+	}
+	printf("}}\n");
+}
+
+int kb_cmd_report(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	int c, status = KB_EXIT_OK;
+	struct kb_logsum s;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': fputs(usage, stdout); return KB_EXIT_OK;
+		default: fputs(usage, stderr); return KB_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		kb_cli_error("report: no log given");
+		fputs(usage, stderr);
+		return KB_EXIT_USAGE;
+	}
+	memset(&s, 0, sizeof s);
+	for (int i = optind; i < argc; i++) {
+		FILE *f = fopen(argv[i], "re");
+		char *line = NULL;
+		size_t cap = 0;
+		unsigned long lineno = 0;
+
+		if (f == NULL) {
+			kb_cli_error("report: %s: %s", argv[i], strerror(errno));
+			status = KB_EXIT_FAIL;
+			continue;
+		}
+		while (getline(&line, &cap, f) >= 0) {
+			char why[256];
+			lineno++;
+			if (kb_logsum_add(&s, line, why, sizeof why) < 0) {
+				fprintf(stderr, "%s:%lu:%s\n", argv[i], lineno, why);
+				status = KB_EXIT_FAIL;
+			}
+		}
+		free(line);
+		fclose(f);
+	}
+	qsort(s.rows, s.nrows, sizeof s.rows[0], by_rule_pid);
+	if (json)
+		print_json(&s);
+	else
+		print_text(&s);
+	kb_logsum_free(&s);
+	return status;
+}

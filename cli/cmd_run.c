@@ -1,0 +1,164 @@
+/*
+ * cmd_run.c - `kbfault run`: start a command with the shim preloaded.
+ *
+ * Everything that can be checked before the command starts is checked
+ * here (the recipe parses, the seed is a number, the log can be opened),
+ * so a mistake is reported once, by kbfault, with exit status 125, rather
+ * than by every process of the command. Then kbfault becomes the command
+ * (execvp): its exit status and signals are the command's own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kbfault/recipe.h"
+#include "kbfault/scan.h"
+
+static const char usage[] =
+	"Usage: kbfault run [-r RECIPE] [-l LOG] [--seed N] [--set NAME=VALUE]... -- CMD [ARGS...]\n"
+	"\n"
+	"Runs CMD with libkbfault.so preloaded (added in front of any LD_PRELOAD) and\n"
+	"RECIPE's faults armed in CMD and every program it starts.\n"
+	"\n"
+	"  -r, --recipe RECIPE   a .kbf file or a bundled recipe name (default: $KBFAULT_RECIPE)\n"
+	"  -l, --log LOG         append the injection log (JSON Lines) to LOG (default: stderr)\n"
+	"      --seed N          seed for probabilistic rules\n"
+	"      --set NAME=VALUE  override a recipe parameter; may be repeated\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"Exit status: CMD's own; 125 if kbfault failed before CMD started, 126 if CMD\n"
+	"cannot be executed, 127 if CMD is not found.\n";
+
+int kb_cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "recipe", required_argument, NULL, 'r' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "set", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *recipe = getenv("KBFAULT_RECIPE");
+	const char *log = NULL, *seed = NULL;
+	struct kb_overrides ov;
+	struct kb_diag d;
+	char msg[2048];
+	int c;
+
+	kb_overrides_init(&ov, "--set");
+	const char *env_set = getenv("KBFAULT_SET");
+	if (env_set && kb_overrides_add_list(&ov, env_set, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		kb_cli_error("KBFAULT_SET: %s", msg);
+		return KB_EXIT_RUN_SETUP;
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+r:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': recipe = optarg; break;
+		case 'l': log = optarg; break;
+		case 'S': seed = optarg; break;
+		case 's':
+			if (kb_overrides_add(&ov, optarg, &d) < 0) {
+				kb_diag_format(&d, msg, sizeof msg);
+				kb_cli_error("%s", msg);
+				return KB_EXIT_RUN_SETUP;
+			}
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return KB_EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return KB_EXIT_RUN_SETUP;
+		}
+	}
+	if (optind >= argc) {
+		kb_cli_error("run: no command given (kbfault run -r RECIPE -- CMD [ARGS...])");
+		return KB_EXIT_RUN_SETUP;
+	}
+	if (recipe == NULL || recipe[0] == '\0') {
+		kb_cli_error("run: no recipe (give -r RECIPE, or set KBFAULT_RECIPE; `kbfault list` shows the bundled ones)");
+		return KB_EXIT_RUN_SETUP;
+	}
+
+	char storage[KB_RECIPE_DIRS_MAX][4096], path[4096], abs[PATH_MAX];
+	const char *dirs[KB_RECIPE_DIRS_MAX + 1];
+	kb_locate_recipe_dirs(storage, dirs);
+	if (kb_recipe_find(recipe, dirs, path, sizeof path, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		kb_cli_error("%s", msg);
+		return KB_EXIT_RUN_SETUP;
+	}
+	struct kb_recipe r;
+	if (kb_recipe_load(path, &ov, &r, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		kb_cli_error("%s", msg);
+		return KB_EXIT_RUN_SETUP;
+	}
+	kb_recipe_free(&r);
+	if (realpath(path, abs) == NULL)
+		snprintf(abs, sizeof abs, "%s", path);
+
+	uint64_t seed_value;
+	if (seed && kb_scan_u64(seed, UINT64_MAX, &seed_value) < 0) {
+		kb_cli_error("--seed: expected a whole number, got '%s'", seed);
+		return KB_EXIT_RUN_SETUP;
+	}
+
+	char log_abs[PATH_MAX + 2];
+	if (log && strcmp(log, "-") != 0 && strcmp(log, "stderr") != 0) {
+		/* absolute, so a daemon that changes directory logs to the same file */
+		char cwd[PATH_MAX];
+		if (log[0] != '/' && getcwd(cwd, sizeof cwd))
+			snprintf(log_abs, sizeof log_abs, "%s/%s", cwd, log);
+		else
+			snprintf(log_abs, sizeof log_abs, "%s", log);
+		int fd = open(log_abs, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			kb_cli_error("--log %s: %s", log_abs, strerror(errno));
+			return KB_EXIT_RUN_SETUP;
+		}
+		close(fd);
+		log = log_abs;
+	}
+
+	char lib[PATH_MAX];
+	if (kb_locate_library(lib, sizeof lib) < 0)
+		return KB_EXIT_RUN_SETUP;
+	const char *old = getenv("LD_PRELOAD");
+	size_t plen = strlen(lib) + (old ? strlen(old) + 2 : 1);
+	char *preload = malloc(plen);
+	if (preload == NULL)
+		return KB_EXIT_RUN_SETUP;
+	snprintf(preload, plen, "%s%s%s", lib, old && old[0] ? ":" : "", old ? old : "");
+
+	char set_list[KB_MAX_PARAMS * 320] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < ov.n; i++)
+		kb_append(set_list, sizeof set_list, &used, "%s%s=%s", i ? "," : "", ov.item[i].name,
+			  ov.item[i].value);
+
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("KBFAULT_RECIPE", abs, 1);
+	if (log)
+		setenv("KBFAULT_LOG", log, 1);
+	if (seed)
+		setenv("KBFAULT_SEED", seed, 1);
+	if (ov.n)
+		setenv("KBFAULT_SET", set_list, 1);
+	else
+		unsetenv("KBFAULT_SET");
+
+	execvp(argv[optind], argv + optind);
+	int e = errno;
+	kb_cli_error("run: cannot execute %s: %s", argv[optind], strerror(e));
+	return e == ENOENT ? KB_EXIT_NOTFOUND : KB_EXIT_NOEXEC;
+}

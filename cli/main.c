@@ -1,0 +1,89 @@
+/*
+ * main.c - the kbfault command: dispatch, --help and --version.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"kbfault - reproduce connection-handling failures in unmodified TCP servers and clients\n"
+	"\n"
+	"Usage:\n"
+	"  kbfault run [-r RECIPE] [-l LOG] [--seed N] [--set NAME=VALUE]... -- CMD [ARGS...]\n"
+	"  kbfault check [--set NAME=VALUE]... RECIPE...\n"
+	"  kbfault report [--json] LOG...\n"
+	"  kbfault list [--json]\n"
+	"  kbfault help [COMMAND]      kbfault --help      kbfault --version\n"
+	"\n"
+	"Commands:\n"
+	"  run      run CMD with libkbfault.so preloaded and RECIPE's faults armed\n"
+	"  check    validate recipes and print their rules as kbfault understands them\n"
+	"  report   summarise an injection log by rule, call, action and process\n"
+	"  list     list the bundled recipes with a line about each\n"
+	"\n"
+	"RECIPE is a .kbf file or the name of a bundled recipe; a unique prefix will do\n"
+	"(`kbfault run -r q236565 -- ./server`).\n"
+	"\n"
+	"Environment (read once by the preloaded library when the program starts):\n"
+	"  KBFAULT_RECIPE      recipe file or bundled name; unset means pass-through\n"
+	"  KBFAULT_LOG         injection log, JSON Lines (default: stderr)\n"
+	"  KBFAULT_SEED        seed for probabilistic rules (default: the recipe's, else 0)\n"
+	"  KBFAULT_SET         parameter overrides: NAME=VALUE[,NAME=VALUE...]\n"
+	"  KBFAULT_RECIPE_DIR  a directory searched first for bundled recipe names\n"
+	"  KBFAULT_LIB         libkbfault.so to preload (for `kbfault run`)\n"
+	"\n"
+	"Exit status:\n"
+	"  0    success\n"
+	"  1    check: a recipe is invalid; report: a log has malformed lines\n"
+	"  2    usage error (check, report, list)\n"
+	"  run: the command's own status; 125 if kbfault failed before the command\n"
+	"       started (bad recipe, flag or log), 126 if it cannot be executed, 127 if\n"
+	"       it is not found\n"
+	"  A program started with a bad recipe or KBFAULT_* value exits with 125 before\n"
+	"  its main() runs, after saying why on stderr.\n"
+	"\n"
+	"See kbfault(1) and kbfault-recipe(5).\n";
+
+int main(int argc, char **argv)
+{
+	char *help_argv[3] = { NULL, (char *)"--help", NULL };
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return KB_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		fputs(usage, stdout);
+		return KB_EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		printf("kbfault %s\n", KB_VERSION);
+		return KB_EXIT_OK;
+	}
+	if (strcmp(cmd, "help") == 0) {
+		if (argc < 3) {
+			fputs(usage, stdout);
+			return KB_EXIT_OK;
+		}
+		help_argv[0] = argv[2];
+		cmd = argv[2];
+		argv = help_argv;
+		argc = 2;
+	} else {
+		argv++;
+		argc--;
+	}
+	if (strcmp(cmd, "run") == 0)
+		return kb_cmd_run(argc, argv);
+	if (strcmp(cmd, "check") == 0)
+		return kb_cmd_check(argc, argv);
+	if (strcmp(cmd, "report") == 0)
+		return kb_cmd_report(argc, argv);
+	if (strcmp(cmd, "list") == 0)
+		return kb_cmd_list(argc, argv);
+	kb_cli_error("unknown command '%s' (expected run, check, report, list or help; see kbfault --help)",
+		     cmd);
+	return KB_EXIT_USAGE;
+}

@@ -1,0 +1,240 @@
+/*
+ * client.c - kbdemo-client: drives a server and says what it saw.
+ *
+ * Each attempt connects (non-blocking, with a deadline), sends one line,
+ * and waits for the reply and the end of the stream. Every attempt ends
+ * in exactly one outcome:
+ *   ok               reply, then end of stream
+ *   refused          connect() failed with ECONNREFUSED
+ *   reset            a TCP reset at any stage (ECONNRESET, or EPIPE)
+ *   connect_timeout  no connection before the deadline
+ *   reply_timeout    connected, but no reply before the deadline
+ *   no_eof           replied, but the server never ended the stream
+ *   closed           the server ended the stream without replying
+ *   other            anything else (errno in "last_error")
+ * Attempts run in --concurrency threads; all of it is bounded by --count
+ * and --timeout. The summary is one JSON object on stdout, with connect
+ * latency percentiles in milliseconds.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum outcome { OK, REFUSED, RESET, CONNECT_TIMEOUT, REPLY_TIMEOUT, NO_EOF, CLOSED, OTHER, OUTCOMES };
+static const char *const outcome_names[OUTCOMES] = {
+	"ok", "refused", "reset", "connect_timeout", "reply_timeout", "no_eof", "closed", "other",
+};
+
+static struct {
+	const char *host;
+	int port, count, concurrency, timeout_ms, hold_ms;
+} opt = { "127.0.0.1", 0, 10, 1, 2000, 0 };
+
+static int next_attempt;
+static int counts[OUTCOMES];
+static int last_error;
+static double *connect_ms; /* per attempt; -1 when it never connected */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int wait_for(int fd, short events, double deadline)
+{
+	for (;;) {
+		int left = (int)(deadline - now_ms());
+		if (left <= 0)
+			return 0;
+		struct pollfd p = { fd, events, 0 };
+		int r = poll(&p, 1, left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r;
+	}
+}
+
+static enum outcome attempt(int i)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof ss);
+	int family = strchr(opt.host, ':') ? AF_INET6 : AF_INET;
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)opt.port);
+		inet_pton(AF_INET, opt.host, &in->sin_addr);
+		len = sizeof *in;
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)opt.port);
+		inet_pton(AF_INET6, opt.host, &in6->sin6_addr);
+		len = sizeof *in6;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		last_error = errno;
+		return OTHER;
+	}
+	double start = now_ms(), deadline = start + opt.timeout_ms;
+	enum outcome out = OTHER;
+	int err = 0;
+	socklen_t el = sizeof err;
+
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		err = errno;
+	} else if (wait_for(fd, POLLOUT, deadline) <= 0) {
+		out = CONNECT_TIMEOUT;
+		goto done;
+	} else {
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	}
+	if (err) {
+		out = err == ECONNREFUSED ? REFUSED : err == ECONNRESET ? RESET : OTHER;
+		if (out == OTHER)
+			last_error = err;
+		goto done;
+	}
+	connect_ms[i] = now_ms() - start;
+
+	if (send(fd, "hello\n", 6, MSG_NOSIGNAL) < 0) {
+		out = errno == ECONNRESET || errno == EPIPE ? RESET : OTHER;
+		last_error = errno;
+		goto done;
+	}
+	char buf[256];
+	size_t got = 0;
+	bool replied = false;
+	for (;;) {
+		if (wait_for(fd, POLLIN, deadline) <= 0) {
+			out = replied ? NO_EOF : REPLY_TIMEOUT;
+			break;
+		}
+		ssize_t n = recv(fd, buf + got, sizeof buf - got - 1, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0) {
+			out = errno == ECONNRESET ? RESET : OTHER;
+			last_error = errno;
+			break;
+		}
+		if (n == 0) {
+			out = replied ? OK : CLOSED;
+			break;
+		}
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (strchr(buf, '\n'))
+			replied = true;
+		if (got >= sizeof buf - 1)
+			got = 0;
+	}
+done:
+	if (opt.hold_ms)
+		usleep((useconds_t)opt.hold_ms * 1000);
+	close(fd);
+	return out;
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int i = __atomic_fetch_add(&next_attempt, 1, __ATOMIC_RELAXED);
+		if (i >= opt.count)
+			return NULL;
+		enum outcome o = attempt(i);
+		pthread_mutex_lock(&lock);
+		counts[o]++;
+		pthread_mutex_unlock(&lock);
+	}
+}
+
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },        { "port", required_argument, NULL, 'p' },
+		{ "count", required_argument, NULL, 'n' },       { "concurrency", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },     { "hold", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },              { NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': opt.host = optarg; break;
+		case 'p': opt.port = atoi(optarg); break;
+		case 'n': opt.count = atoi(optarg); break;
+		case 'c': opt.concurrency = atoi(optarg); break;
+		case 't': opt.timeout_ms = atoi(optarg); break;
+		case 'o': opt.hold_ms = atoi(optarg); break;
+		case 'h':
+		default:
+			fputs("Usage: kbdemo-client --port N [--host ADDR] [--count N] [--concurrency N]\n"
+			      "                     [--timeout MS] [--hold MS]\n",
+			      c == 'h' ? stdout : stderr);
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (opt.port <= 0 || opt.count < 1 || opt.count > 100000 || opt.concurrency < 1 ||
+	    opt.concurrency > 512 || opt.timeout_ms < 1 || opt.timeout_ms > 600000) {
+		fputs("kbdemo-client: --port is required; --count 1..100000, --concurrency 1..512, --timeout 1..600000\n",
+		      stderr);
+		return 2;
+	}
+	connect_ms = malloc(sizeof(double) * (size_t)opt.count);
+	for (int i = 0; i < opt.count; i++)
+		connect_ms[i] = -1;
+
+	pthread_t tids[512];
+	double start = now_ms();
+	for (int i = 0; i < opt.concurrency; i++)
+		pthread_create(&tids[i], NULL, worker, NULL);
+	for (int i = 0; i < opt.concurrency; i++)
+		pthread_join(tids[i], NULL);
+	double elapsed = now_ms() - start;
+
+	double *lat = malloc(sizeof(double) * (size_t)opt.count);
+	int n = 0;
+	for (int i = 0; i < opt.count; i++)
+		if (connect_ms[i] >= 0)
+			lat[n++] = connect_ms[i];
+	qsort(lat, (size_t)n, sizeof lat[0], by_value);
+
+	printf("{\"attempts\":%d", opt.count);
+	for (int o = 0; o < OUTCOMES; o++)
+		printf(",\"%s\":%d", outcome_names[o], counts[o]);
+	printf(",\"elapsed_ms\":%.1f", elapsed);
+	if (n) {
+		printf(",\"connect_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}", lat[(n - 1) * 50 / 100],
+		       lat[(n - 1) * 90 / 100], lat[(n - 1) * 99 / 100], lat[n - 1]);
+	}
+	if (last_error)
+		printf(",\"last_error\":\"%s\"", strerrorname_np(last_error));
+	printf("}\n");
+	free(lat);
+	free(connect_ms);
+	return 0;
+}

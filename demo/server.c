@@ -1,0 +1,242 @@
+/*
+ * server.c - kbdemo-server: a small, honest TCP server to point recipes at.
+ *
+ * It knows nothing of kbfault. Each connection gets one line read and one
+ * line written ("ok N"), then is closed the way --close says, so every
+ * entry point a real server uses to end a connection can be exercised:
+ * close, shutdown+close (Python), syscall(SYS_close) (node), fclose on an
+ * fdopen()ed stream, close_range. It prints "listening on ADDR:PORT" once
+ * ready, and a JSON summary on stdout when it stops (after --max
+ * connections, --idle-exit seconds without one, or SIGTERM/SIGINT).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/close_range.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum close_how { CLOSE_PLAIN, CLOSE_SHUTDOWN, CLOSE_SYSCALL, CLOSE_FCLOSE, CLOSE_RANGE };
+
+static struct {
+	const char *host;
+	int port, backlog, threads, max, idle_exit_s, slow_ms;
+	bool use_accept4, nonblock;
+	enum close_how close_how;
+} opt = { "127.0.0.1", 0, 128, 1, 0, 0, 0, true, false, CLOSE_PLAIN };
+
+static volatile sig_atomic_t stopping;
+static int served, accept_errors, last_errno;
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void usage(FILE *to)
+{
+	fputs("Usage: kbdemo-server [--host ADDR] [--port N] [--backlog N] [--threads N]\n"
+	      "                     [--accept accept|accept4] [--nonblock]\n"
+	      "                     [--close close|shutdown|syscall|fclose|close-range]\n"
+	      "                     [--max N] [--idle-exit SECONDS] [--slow MS]\n",
+	      to);
+}
+
+static void end_connection(int c)
+{
+	switch (opt.close_how) {
+	case CLOSE_PLAIN:
+		close(c);
+		break;
+	case CLOSE_SHUTDOWN:
+		shutdown(c, SHUT_WR);
+		close(c);
+		break;
+	case CLOSE_SYSCALL:
+		syscall(SYS_close, c);
+		break;
+	case CLOSE_FCLOSE: {
+		FILE *f = fdopen(c, "r+");
+		if (f)
+			fclose(f);
+		else
+			close(c);
+		break;
+	}
+	case CLOSE_RANGE:
+		close_range((unsigned)c, (unsigned)c, 0);
+		break;
+	}
+}
+
+static void serve(int c)
+{
+	char buf[256];
+	struct pollfd p = { c, POLLIN, 0 };
+
+	/* the accepted socket may inherit O_NONBLOCK (accept4 flags): wait */
+	if (poll(&p, 1, 5000) == 1) {
+		ssize_t n = read(c, buf, sizeof buf);
+		(void)n;
+	}
+	pthread_mutex_lock(&stats_lock);
+	int number = ++served;
+	pthread_mutex_unlock(&stats_lock);
+	int len = snprintf(buf, sizeof buf, "ok %d\n", number);
+	ssize_t w = write(c, buf, (size_t)len);
+	(void)w;
+	end_connection(c);
+}
+
+static void *accept_loop(void *arg)
+{
+	int lfd = *(int *)arg;
+	time_t last = time(NULL);
+
+	while (!stopping) {
+		if (opt.max && __atomic_load_n(&served, __ATOMIC_RELAXED) >= opt.max)
+			break;
+		if (opt.idle_exit_s && time(NULL) - last >= opt.idle_exit_s)
+			break;
+		if (opt.slow_ms)
+			usleep((useconds_t)opt.slow_ms * 1000);
+		struct pollfd p = { lfd, POLLIN, 0 };
+		int r = poll(&p, 1, 200);
+		if (r <= 0)
+			continue;
+		int c = opt.use_accept4 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC | (opt.nonblock ? SOCK_NONBLOCK : 0))
+					: accept(lfd, NULL, NULL);
+		if (c < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				pthread_mutex_lock(&stats_lock);
+				accept_errors++;
+				last_errno = errno;
+				pthread_mutex_unlock(&stats_lock);
+				if (errno == EMFILE || errno == ENFILE)
+					usleep(10000); /* what nginx does: back off, don't spin */
+			}
+			continue;
+		}
+		last = time(NULL);
+		serve(c);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },  { "port", required_argument, NULL, 'p' },
+		{ "backlog", required_argument, NULL, 'b' }, { "threads", required_argument, NULL, 't' },
+		{ "accept", required_argument, NULL, 'a' }, { "close", required_argument, NULL, 'c' },
+		{ "nonblock", no_argument, NULL, 'n' },      { "max", required_argument, NULL, 'm' },
+		{ "idle-exit", required_argument, NULL, 'i' }, { "slow", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': opt.host = optarg; break;
+		case 'p': opt.port = atoi(optarg); break;
+		case 'b': opt.backlog = atoi(optarg); break;
+		case 't': opt.threads = atoi(optarg); break;
+		case 'm': opt.max = atoi(optarg); break;
+		case 'i': opt.idle_exit_s = atoi(optarg); break;
+		case 's': opt.slow_ms = atoi(optarg); break;
+		case 'n': opt.nonblock = true; break;
+		case 'a':
+			if (strcmp(optarg, "accept") == 0)
+				opt.use_accept4 = false;
+			else if (strcmp(optarg, "accept4") == 0)
+				opt.use_accept4 = true;
+			else
+				goto bad;
+			break;
+		case 'c': {
+			static const char *const names[] = { "close", "shutdown", "syscall", "fclose", "close-range" };
+			int k;
+			for (k = 0; k < 5 && strcmp(optarg, names[k]) != 0; k++)
+				;
+			if (k == 5)
+				goto bad;
+			opt.close_how = (enum close_how)k;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			goto bad;
+		}
+	}
+	if (opt.threads < 1 || opt.threads > 64)
+		goto bad;
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal; /* no SA_RESTART: blocking calls see EINTR */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct sockaddr_storage ss;
+	socklen_t len;
+	memset(&ss, 0, sizeof ss);
+	int family = strchr(opt.host, ':') ? AF_INET6 : AF_INET;
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)opt.port);
+		if (inet_pton(AF_INET, opt.host, &in->sin_addr) != 1)
+			goto bad;
+		len = sizeof *in;
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)opt.port);
+		if (inet_pton(AF_INET6, opt.host, &in6->sin6_addr) != 1)
+			goto bad;
+		len = sizeof *in6;
+	}
+	int lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (opt.nonblock ? SOCK_NONBLOCK : 0), 0);
+	int one = 1;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, len) < 0 || listen(lfd, opt.backlog) < 0) {
+		fprintf(stderr, "kbdemo-server: cannot listen on %s:%d: %s\n", opt.host, opt.port, strerror(errno));
+		return 1;
+	}
+	len = sizeof ss;
+	getsockname(lfd, (struct sockaddr *)&ss, &len);
+	int port = family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+				     : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	printf("listening on %s:%d\n", opt.host, port);
+	fflush(stdout);
+
+	pthread_t tids[64];
+	for (int i = 1; i < opt.threads; i++)
+		pthread_create(&tids[i], NULL, accept_loop, &lfd);
+	accept_loop(&lfd);
+	stopping = 1;
+	for (int i = 1; i < opt.threads; i++)
+		pthread_join(tids[i], NULL);
+	printf("{\"served\":%d,\"accept_errors\":%d,\"last_errno\":\"%s\"}\n", served, accept_errors,
+	       last_errno ? strerrorname_np(last_errno) : "");
+	return 0;
+bad:
+	usage(stderr);
+	return 2;
+}
