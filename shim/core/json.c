@@ -167,6 +167,7 @@ size_t kb_jw_end(struct kb_jw *w)
 		put(w, t, strlen(t));
 	}
 	put(w, "}\n", 2);
+	w->buf[w->used] = '\0'; /* not counted: for callers that print it */
 	return w->used;
 }
 
