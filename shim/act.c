@@ -65,7 +65,6 @@ const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 	static const struct kb_clock clock = { kb_since_start_ns, NULL };
 	struct kb_event ev = { site->call, site->role, lport, site->peer };
 	size_t n = kb_decide(&kb_shim.plan, &ev, &clock, verdicts);
-	const struct kb_effect none = { 0, 0, 0, -1 };
 
 	for (size_t i = 0; i < n; i++) {
 		const struct kb_verdict *v = &verdicts[i];
@@ -74,7 +73,7 @@ const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 
 		if (r->action == KB_ACT_STALL && __atomic_load_n(&stalls_released, __ATOMIC_RELAXED))
 			continue; /* see stalls_released */
-		kb_log_inject(site, v, effect && r->action != KB_ACT_PASS ? effect : &none);
+		kb_log_inject(site, v, effect);
 		if (r->delay_ns)
 			sleep_for(r->delay_ns, &slept);
 		switch (r->action) {

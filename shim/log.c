@@ -244,16 +244,19 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 	common_fields(&w, "inject");
 	site_fields(&w, s, v);
 	kb_jw_str(&w, "action", kb_action_name(r->action));
-	if (e && e->err) {
-		const char *name = kb_errno_name(e->err);
+	if (r->action == KB_ACT_FAIL) {
+		const char *name = kb_errno_name(r->err);
 		if (name)
 			kb_jw_str(&w, "errno", name);
 		else
-			kb_jw_i64(&w, "errno", e->err);
+			kb_jw_i64(&w, "errno", r->err);
 	}
 	if (r->action == KB_ACT_BACKLOG && e) {
+		/* what listen() asked for and what it got: the cap, unless it
+		 * asked for less (a negative backlog means "the most allowed") */
+		bool capped = e->requested < 0 || e->requested > r->backlog;
 		kb_jw_i64(&w, "requested", e->requested);
-		kb_jw_i64(&w, "backlog", e->backlog);
+		kb_jw_i64(&w, "backlog", capped ? r->backlog : e->requested);
 	}
 	if (r->delay_ns)
 		kb_jw_fixed(&w, "delay_ms", r->delay_ns / 1000000ULL, (r->delay_ns % 1000000ULL) / 1000, 3);
@@ -263,8 +266,6 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 		else
 			kb_jw_fixed(&w, "stall_ms", r->stall_ns / 1000000ULL, (r->stall_ns % 1000000ULL) / 1000, 3);
 	}
-	if (e && e->kept_fd >= 0)
-		kb_jw_i64(&w, "kept_fd", e->kept_fd);
 	kb_log_line(line, kb_jw_end(&w));
 	kb_guard_leave();
 	errno = saved;

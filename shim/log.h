@@ -49,10 +49,9 @@ struct kb_site {
 	const struct kb_addr *peer; /* may be NULL */
 };
 
+/* Facts about the call that only the hook knows, for the log line. */
 struct kb_effect {
-	int err;                /* errno returned, 0 for none */
-	int backlog, requested; /* backlog caps */
-	int kept_fd;            /* fclose leak: the number the socket lives on */
+	int requested; /* listen(): the backlog the host asked for */
 };
 
 void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const struct kb_effect *e);
