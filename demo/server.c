@@ -49,7 +49,7 @@ static void on_signal(int sig)
 static void usage(FILE *to)
 {
 	fputs("Usage: kbdemo-server [--host ADDR] [--port N] [--backlog N] [--threads N]\n"
-	      "                     [--accept accept|accept4] [--nonblock]\n"
+	      "                     [--accept accept|accept4] [--nonblock]  (accepted sockets)\n"
 	      "                     [--close close|shutdown|syscall|fclose|close-range]\n"
 	      "                     [--max N] [--idle-exit SECONDS] [--slow MS]\n",
 	      to);
@@ -212,7 +212,10 @@ int main(int argc, char **argv)
 			goto bad;
 		len = sizeof *in6;
 	}
-	int lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (opt.nonblock ? SOCK_NONBLOCK : 0), 0);
+	/* non-blocking whatever --nonblock says: with several threads polling
+	 * one listener, the losers of each race must get EAGAIN, not block
+	 * in accept() until the next connection */
+	int lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, len) < 0 || listen(lfd, opt.backlog) < 0) {
