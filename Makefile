@@ -56,6 +56,7 @@ CORE_A  := $(BUILD)/libkbcore.a
 CLI_A   := $(BUILD)/libkbcli.a
 CLI     := $(BUILD)/kbfault
 
+.SECONDARY:
 .PHONY: all check test unit preload demo install uninstall clean deps-test
 all: $(LIB) $(CLI) $(DEMO)
 

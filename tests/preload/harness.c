@@ -1,0 +1,285 @@
+/*
+ * harness.c - see harness.h.
+ */
+#include "harness.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char *kbt_build(const char *name)
+{
+	static char buf[8][4096];
+	static int next;
+	const char *b = getenv("KB_BUILD");
+	char *out = buf[next++ % 8];
+	snprintf(out, 4096, "%s/%s", b ? b : "build", name);
+	return out;
+}
+
+static char tmpdir[64];
+
+static void remove_tmpdir(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+const char *kbt_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		snprintf(tmpdir, sizeof tmpdir, "/tmp/kbtest-XXXXXX");
+		cr_assert_not_null(mkdtemp(tmpdir));
+		atexit(remove_tmpdir);
+	}
+	return tmpdir;
+}
+
+const char *kbt_write(const char *name, const char *text)
+{
+	static char path[8][512];
+	static int next;
+	char *p = path[next++ % 8];
+	snprintf(p, 512, "%s/%s", kbt_tmpdir(), name);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+void kbt_spawn(struct kbt_proc *p, const char *const *argv, const char *const *env_extra, bool preload)
+{
+	char *env[512];
+	size_t n = 0;
+	char preload_var[4200];
+	int out[2], err[2];
+	posix_spawn_file_actions_t fa;
+
+	for (char **e = environ; *e && n < 400; e++)
+		if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "KBFAULT_", 8) != 0)
+			env[n++] = *e;
+	if (preload) {
+		snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s", kbt_build("libkbfault.so"));
+		env[n++] = preload_var;
+	}
+	for (size_t i = 0; env_extra && env_extra[i] && n < 510; i++)
+		env[n++] = (char *)env_extra[i];
+	env[n] = NULL;
+
+	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	int rc = posix_spawn(&p->pid, argv[0], &fa, NULL, (char *const *)argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(rc));
+	close(out[1]);
+	close(err[1]);
+	p->out = out[0];
+	p->err = err[0];
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+char *kbt_line(struct kbt_proc *p, int timeout_ms)
+{
+	static char line[4096];
+	size_t n = 0;
+	long long deadline = now_ms() + timeout_ms;
+
+	while (n < sizeof line - 1) {
+		struct pollfd pf = { p->out, POLLIN, 0 };
+		long long left = deadline - now_ms();
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+			return NULL;
+		char c;
+		if (read(p->out, &c, 1) != 1)
+			return NULL;
+		if (c == '\n')
+			break;
+		line[n++] = c;
+	}
+	line[n] = '\0';
+	return line;
+}
+
+static char *slurp(int fd)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (n + 1024 > cap)
+			buf = realloc(buf, cap *= 2);
+		ssize_t r = read(fd, buf + n, cap - n - 1);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
+
+int kbt_wait(struct kbt_proc *p, int timeout_ms, char **out, char **err)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int status;
+	pid_t r;
+
+	while ((r = waitpid(p->pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
+		usleep(5000);
+	if (r == 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &status, 0);
+		status = -1;
+	} else if (WIFEXITED(status)) {
+		status = WEXITSTATUS(status);
+	} else if (WIFSIGNALED(status)) {
+		status = 128 + WTERMSIG(status);
+	}
+	char *o = slurp(p->out), *e = slurp(p->err);
+	if (out)
+		*out = o;
+	else
+		free(o);
+	if (err)
+		*err = e;
+	else
+		free(e);
+	return status;
+}
+
+int kbt_run(const char *const *argv, const char *const *env_extra, bool preload, int timeout_ms,
+	    char **out, char **err)
+{
+	struct kbt_proc p;
+	kbt_spawn(&p, argv, env_extra, preload);
+	return kbt_wait(&p, timeout_ms, out, err);
+}
+
+int kbt_port_of(const char *line)
+{
+	cr_assert_not_null(line, "the server said nothing");
+	const char *colon = strrchr(line, ':');
+	const char *sp = strrchr(line, ' ');
+	const char *num = colon ? colon + 1 : sp ? sp + 1 : line;
+	int port = atoi(num);
+	cr_assert_gt(port, 0, "no port in '%s'", line);
+	return port;
+}
+
+struct kbt_log kbt_log_read(const char *path)
+{
+	struct kbt_log log = { 0, NULL };
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+
+	cr_assert_not_null(f, "no log at %s", path);
+	while (getline(&line, &cap, f) >= 0) {
+		unsigned col;
+		const char *why;
+		lineno++;
+		cr_assert_eq(line[strlen(line) - 1], '\n', "%s:%u: a line without its end", path, lineno);
+		log.line = realloc(log.line, (log.n + 1) * sizeof *log.line);
+		cr_assert_eq(kb_json_flat_parse(line, &log.line[log.n], &col, &why), 0, "%s:%u:%u: %s: %s", path,
+			     lineno, col, why, line);
+		log.n++;
+	}
+	free(line);
+	fclose(f);
+	return log;
+}
+
+void kbt_log_free(struct kbt_log *log)
+{
+	free(log->line);
+	log->line = NULL;
+	log->n = 0;
+}
+
+size_t kbt_log_count(const struct kbt_log *log, ...)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < log->n; i++) {
+		va_list ap;
+		bool all = true;
+		va_start(ap, log);
+		for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
+			const char *v = va_arg(ap, const char *);
+			const char *have = kb_json_str(&log->line[i], k);
+			if (have == NULL || strcmp(have, v) != 0)
+				all = false;
+		}
+		va_end(ap);
+		count += all;
+	}
+	return count;
+}
+
+long kbt_json_num(const char *json, const char *key)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	const char *at = json ? strstr(json, pat) : NULL;
+	cr_assert_not_null(at, "no \"%s\" in %s", key, json ? json : "(nothing)");
+	return strtol(at + strlen(pat), NULL, 10);
+}
+
+int kbt_server(struct kbt_proc *p, const char *recipe, const char *log, const char *const *args)
+{
+	const char *argv[32] = { kbt_build("kbdemo-server") };
+	static char env_recipe[600], env_log[600];
+	const char *env[3] = { NULL, NULL, NULL };
+	size_t n = 1;
+
+	for (size_t i = 0; args && args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	if (recipe) {
+		snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", recipe);
+		snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", log);
+		env[0] = env_recipe;
+		env[1] = env_log;
+	}
+	kbt_spawn(p, argv, env, recipe != NULL);
+	return kbt_port_of(kbt_line(p, 5000));
+}
+
+char *kbt_client(int port, int count, int concurrency, int timeout_ms)
+{
+	char sport[16], scount[16], sconc[16], stime[16];
+	snprintf(sport, sizeof sport, "%d", port);
+	snprintf(scount, sizeof scount, "%d", count);
+	snprintf(sconc, sizeof sconc, "%d", concurrency);
+	snprintf(stime, sizeof stime, "%d", timeout_ms);
+	const char *argv[] = { kbt_build("kbdemo-client"), "--port", sport, "--count", scount, "--concurrency",
+			       sconc, "--timeout", stime, NULL };
+	char *out;
+	/* every attempt ends by its own timeout; this bounds the whole run */
+	int rc = kbt_run(argv, NULL, false, timeout_ms * (count / concurrency + 2) + 10000, &out, NULL);
+	cr_assert_eq(rc, 0, "kbdemo-client failed: %s", out);
+	return out;
+}

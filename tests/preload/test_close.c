@@ -1,0 +1,92 @@
+/* Q236565's mechanism: closes of accepted sockets swallowed, whichever way
+ * the server closes; and the other close actions. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const char leak_recipe[] = "rule keep-open\n  on close shutdown\n  role accepted\n  action leak\n";
+
+/* Serves n connections closed with `how` under the leak recipe: every
+ * client must wait in vain for the end of the stream, and every close be
+ * logged once, through the right entry point. */
+static void leaks_with(const char *how, const char *via, int n)
+{
+	struct kbt_proc srv;
+	char log[600], *out, *err;
+	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
+	/* no --max: the server must outlive the clients' patience, or its
+	 * exit would close the leaked connections and end their streams */
+	int port = kbt_server(&srv, kbt_write("leak.kbf", leak_recipe), log,
+			      (const char *[]){ "--close", how, "--idle-exit", "2", NULL });
+	char *res = kbt_client(port, n, n, 1000);
+	cr_assert_eq(kbt_wait(&srv, 15000, &out, &err), 0, "%s", err);
+	cr_assert_eq(kbt_json_num(res, "no_eof"), n, "every connection left open: %s", res);
+	cr_assert_eq(kbt_json_num(res, "ok"), 0, "%s", res);
+	cr_assert_eq(kbt_json_num(out, "served"), n, "%s", out);
+
+	struct kbt_log l = kbt_log_read(log);
+	cr_assert_eq(kbt_log_count(&l, "event", "start", NULL), 1);
+	size_t closes = via ? kbt_log_count(&l, "event", "inject", "action", "leak", "call", "close", "via", via, NULL)
+			    : kbt_log_count(&l, "event", "inject", "action", "leak", "call", "close", NULL);
+	cr_assert_eq(closes, (size_t)n, "one leak line per connection, got %zu", closes);
+	for (size_t i = 0; i < l.n; i++) {
+		if (strcmp(kb_json_str(&l.line[i], "event"), "inject") != 0)
+			continue;
+		cr_assert_str_eq(kb_json_str(&l.line[i], "rule"), "keep-open");
+		cr_assert_str_eq(kb_json_str(&l.line[i], "role"), "accepted");
+		cr_assert(strncmp(kb_json_str(&l.line[i], "peer"), "127.0.0.1:", 10) == 0);
+		cr_assert_not_null(kb_json_get(&l.line[i], "ts"));
+		cr_assert_not_null(kb_json_get(&l.line[i], "tid"));
+		cr_assert_not_null(kb_json_get(&l.line[i], "hit"));
+	}
+	kbt_log_free(&l);
+}
+
+Test(close, leak_through_close)
+{
+	leaks_with("close", NULL, 5);
+}
+
+Test(close, leak_through_shutdown_then_close)
+{
+	char log[600];
+	leaks_with("shutdown", NULL, 4);
+	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
+	struct kbt_log l = kbt_log_read(log);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "call", "shutdown", "action", "leak", NULL), 4,
+		     "shutdown(SHUT_WR) is swallowed too, or the peer would see the end");
+	kbt_log_free(&l);
+}
+
+Test(close, leak_through_syscall)
+{
+	leaks_with("syscall", "syscall", 4);
+}
+
+Test(close, leak_through_fclose)
+{
+	leaks_with("fclose", "fclose", 4);
+}
+
+Test(close, leak_through_close_range)
+{
+	leaks_with("close-range", "close_range", 4);
+}
+
+Test(close, reset_instead_of_fin)
+{
+	struct kbt_proc srv;
+	char log[600], *out;
+	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
+	int port = kbt_server(&srv, kbt_write("r.kbf", "rule rst\n  on close\n  role accepted\n  every 2\n  action reset\n"),
+			      log, (const char *[]){ "--max", "6", NULL });
+	char *res = kbt_client(port, 6, 1, 2000);
+	cr_assert_eq(kbt_wait(&srv, 10000, &out, NULL), 0);
+	cr_assert_eq(kbt_json_num(res, "ok"), 3, "%s", res);
+	cr_assert_eq(kbt_json_num(res, "reset"), 3, "%s", res);
+	struct kbt_log l = kbt_log_read(log);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "reset", NULL), 3);
+	kbt_log_free(&l);
+}
