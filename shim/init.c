@@ -195,22 +195,24 @@ static void init(void)
 		kb_guard_leave();
 		return;
 	}
-	check_env_names();
-
 	const char *recipe = getenv("KBFAULT_RECIPE");
-	if (recipe == NULL || recipe[0] == '\0') {
+	bool armed = recipe != NULL && recipe[0] != '\0';
+	/* the log first, so that every configuration error below reaches it */
+	if (armed) {
+		int rc = kb_log_open(getenv("KBFAULT_LOG"));
+		if (rc < 0) {
+			snprintf(msg, sizeof msg,
+				 "kbfault: warning: cannot open the injection log %s: %s; injections in %s are not logged\n",
+				 kb_log_path(), strerrordesc_np(-rc) ? strerrordesc_np(-rc) : "error",
+				 kb_shim.program);
+			put_stderr(msg);
+		}
+	}
+	check_env_names();
+	if (!armed) {
 		__atomic_store_n(&kb_mode, KB_MODE_OFF, __ATOMIC_RELEASE);
 		kb_guard_leave();
 		return;
-	}
-
-	int rc = kb_log_open(getenv("KBFAULT_LOG"));
-	if (rc < 0) {
-		snprintf(msg, sizeof msg,
-			 "kbfault: warning: cannot open the injection log %s: %s; injections in %s are not logged\n",
-			 kb_log_path(), strerrordesc_np(-rc) ? strerrordesc_np(-rc) : "error",
-			 kb_shim.program);
-		put_stderr(msg);
 	}
 
 	kb_overrides_init(&ov, "KBFAULT_SET");

@@ -5,6 +5,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +21,18 @@ static bool is_file(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A bundled recipe's path without the "bin/../recipes" detours, so what
+ * messages and logs show is the file a user would open. */
+static int found(const char *path, char *out, size_t len, struct kb_diag *err)
+{
+	char real[PATH_MAX];
+	const char *p = realpath(path, real) ? real : path;
+
+	if ((size_t)snprintf(out, len, "%s", p) >= len)
+		return kb_diag_set(err, path, 0, 0, "path too long");
+	return 0;
 }
 
 int kb_recipe_find(const char *ref, const char *const *dirs, char *out, size_t len,
@@ -36,7 +50,7 @@ int kb_recipe_find(const char *ref, const char *const *dirs, char *out, size_t l
 	}
 	for (size_t i = 0; dirs[i]; i++) {
 		char exact[4096 + 80];
-		char found[4096 + 300] = "";
+		char match[4096 + 300] = "";
 		size_t matches = 0;
 		DIR *d = opendir(dirs[i]);
 
@@ -46,9 +60,7 @@ int kb_recipe_find(const char *ref, const char *const *dirs, char *out, size_t l
 		snprintf(exact, sizeof exact, "%s/%s.kbf", dirs[i], ref);
 		if (is_file(exact)) {
 			closedir(d);
-			if ((size_t)snprintf(out, len, "%s", exact) >= len)
-				return kb_diag_set(err, exact, 0, 0, "path too long");
-			return 0;
+			return found(exact, out, len, err);
 		}
 		struct dirent *e;
 		size_t rl = strlen(ref);
@@ -57,15 +69,12 @@ int kb_recipe_find(const char *ref, const char *const *dirs, char *out, size_t l
 			if (n > 4 && strcmp(e->d_name + n - 4, ".kbf") == 0 &&
 			    strncmp(e->d_name, ref, rl) == 0) {
 				matches++;
-				snprintf(found, sizeof found, "%s/%s", dirs[i], e->d_name);
+				snprintf(match, sizeof match, "%s/%s", dirs[i], e->d_name);
 			}
 		}
 		closedir(d);
-		if (matches == 1) {
-			if ((size_t)snprintf(out, len, "%s", found) >= len)
-				return kb_diag_set(err, found, 0, 0, "path too long");
-			return 0;
-		}
+		if (matches == 1)
+			return found(match, out, len, err);
 		if (matches > 1)
 			return kb_diag_set(err, "", 0, 0,
 					   "recipe name '%s' matches %zu bundled recipes in %s; give more of the name (see `kbfault list`)",
@@ -90,7 +99,12 @@ void kb_recipe_dirs(const char *bin_dir, const char *share_rel, const char *env_
 	}
 	if (compiled_dir && compiled_dir[0])
 		snprintf(storage[n++], 4096, "%s", compiled_dir);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		/* canonical where it exists: "PREFIX/share/...", not "bin/../share/..." */
+		char real[PATH_MAX];
+		if (realpath(storage[i], real))
+			snprintf(storage[i], 4096, "%s", real);
 		dirs[i] = storage[i];
+	}
 	dirs[n] = NULL;
 }
