@@ -33,6 +33,9 @@ KB_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Icli $(WARN) -fPIC -fvisibility=hi
             -DKB_PKGLIBDIR='"$(PKGLIBDIR)"' -MMD -MP
 LDFLAGS  ?=
 SAN      ?=
+ifneq ($(WERROR),)
+KB_CFLAGS += -Werror
+endif
 
 ifeq ($(V),1)
 Q :=
@@ -116,7 +119,7 @@ unit: deps-test $(BUILD)/unit-tests
 	$(Q)$(BUILD)/unit-tests $(CRITERION_FLAGS)
 
 preload: deps-test all $(HELPERS) $(HELPER_LIBS) $(BUILD)/preload-tests
-	$(Q)KB_BUILD=$(abspath $(BUILD)) $(BUILD)/preload-tests $(CRITERION_FLAGS)
+	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 check: unit preload
 test: check
