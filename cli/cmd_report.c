@@ -34,7 +34,10 @@ static int by_rule_pid(const void *a, const void *b)
 	if (x->pid != y->pid)
 		return x->pid < y->pid ? -1 : 1;
 	c = strcmp(x->call, y->call);
-	return c ? c : strcmp(x->action, y->action);
+	if (c)
+		return c;
+	c = strcmp(x->action, y->action);
+	return c ? c : strcmp(x->effect, y->effect);
 }
 
 static void print_text(const struct kb_logsum *s)
@@ -52,12 +55,12 @@ static void print_text(const struct kb_logsum *s)
 		printf("\nno faults were injected\n");
 		return;
 	}
-	printf("\n%-28s %-9s %-8s %8s %8s %12s %12s\n", "RULE", "CALL", "ACTION", "PID", "COUNT",
-	       "FIRST_S", "LAST_S");
+	printf("\n%-28s %-9s %-9s %-8s %8s %8s %12s %12s\n", "RULE", "CALL", "ACTION", "EFFECT", "PID",
+	       "COUNT", "FIRST_S", "LAST_S");
 	for (size_t i = 0; i < s->nrows; i++) {
 		const struct kb_logsum_row *r = &s->rows[i];
-		printf("%-28s %-9s %-8s %8ld %8llu %12s %12s\n", r->rule, r->call, r->action, r->pid,
-		       (unsigned long long)r->count, r->first_t, r->last_t);
+		printf("%-28s %-9s %-9s %-8s %8ld %8llu %12s %12s\n", r->rule, r->call, r->action,
+		       r->effect[0] ? r->effect : "-", r->pid, (unsigned long long)r->count, r->first_t, r->last_t);
 	}
 	printf("\nby rule:\n");
 	for (size_t i = 0; i < s->nrows; i++)
@@ -88,11 +91,13 @@ static void print_json(const struct kb_logsum *s)
 	printf("],\"rows\":[");
 	for (size_t i = 0; i < s->nrows; i++) {
 		const struct kb_logsum_row *r = &s->rows[i];
+		char d[64];
 		kb_json_escape(r->rule, a, sizeof a);
 		kb_json_escape(r->call, b, sizeof b);
 		kb_json_escape(r->action, c, sizeof c);
-		printf("%s{\"rule\":%s,\"call\":%s,\"action\":%s,\"pid\":%ld,\"count\":%llu}", i ? "," : "",
-		       a, b, c, r->pid, (unsigned long long)r->count);
+		kb_json_escape(r->effect, d, sizeof d);
+		printf("%s{\"rule\":%s,\"call\":%s,\"action\":%s,\"effect\":%s,\"pid\":%ld,\"count\":%llu}",
+		       i ? "," : "", a, b, c, d, r->pid, (unsigned long long)r->count);
 	}
 	printf("],\"by_rule\":{");
 	bool first = true;

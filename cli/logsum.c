@@ -24,12 +24,15 @@ static int add_row(struct kb_logsum *s, const struct kb_json_obj *o)
 {
 	const char *rule = kb_json_str(o, "rule"), *call = kb_json_str(o, "call");
 	const char *action = kb_json_str(o, "action"), *t = kb_json_str(o, "t");
+	const char *effect = kb_json_str(o, "effect");
 	long pid = num(o, "pid");
 
+	if (effect == NULL)
+		effect = "";
 	for (size_t i = 0; i < s->nrows; i++) {
 		struct kb_logsum_row *r = &s->rows[i];
 		if (r->pid == pid && strcmp(r->rule, rule) == 0 && strcmp(r->call, call) == 0 &&
-		    strcmp(r->action, action) == 0) {
+		    strcmp(r->action, action) == 0 && strcmp(r->effect, effect) == 0) {
 			r->count++;
 			copy(r->last_t, sizeof r->last_t, t);
 			return 0;
@@ -44,6 +47,7 @@ static int add_row(struct kb_logsum *s, const struct kb_json_obj *o)
 	copy(r->rule, sizeof r->rule, rule);
 	copy(r->call, sizeof r->call, call);
 	copy(r->action, sizeof r->action, action);
+	copy(r->effect, sizeof r->effect, effect);
 	r->pid = pid;
 	r->count = 1;
 	copy(r->first_t, sizeof r->first_t, t);

@@ -14,6 +14,7 @@ struct kb_logsum_row {
 	char rule[64];
 	char call[16];
 	char action[16];
+	char effect[16]; /* what a stateful action did ("cut", "refused"), or "" */
 	long pid;
 	uint64_t count;
 	char first_t[32], last_t[32]; /* seconds since that process started */

@@ -58,6 +58,18 @@ static bool sleep_for(uint64_t ns, uint64_t *slept)
 	return completed;
 }
 
+/* A rule's mark-peer: remember the peer of this call. */
+static void mark_peer(const struct kb_site *site, const struct kb_verdict *v)
+{
+	const struct kb_rule *r = v->rule;
+
+	if (!kb_shim.plan.marks || !site->peer || site->peer->family == 0)
+		return;
+	uint64_t until = r->mark_ns == KB_FOREVER ? KB_FOREVER : kb_since_start_ns(NULL) + r->mark_ns;
+	bool stored = kb_marks_set(kb_shim.plan.marks, site->peer, until);
+	kb_log_mark(site, v, until, stored);
+}
+
 const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 				   struct kb_verdict verdicts[KB_VERDICTS_MAX],
 				   const struct kb_effect *effect)
@@ -65,6 +77,7 @@ const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 	static const struct kb_clock clock = { kb_since_start_ns, NULL };
 	struct kb_event ev = { site->call, site->role, lport, site->peer };
 	size_t n = kb_decide(&kb_shim.plan, &ev, &clock, verdicts);
+	const struct kb_effect none = KB_EFFECT_NONE;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct kb_verdict *v = &verdicts[i];
@@ -73,7 +86,14 @@ const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 
 		if (r->action == KB_ACT_STALL && __atomic_load_n(&stalls_released, __ATOMIC_RELAXED))
 			continue; /* see stalls_released */
-		kb_log_inject(site, v, effect);
+		if (r->mark_peer)
+			mark_peer(site, v);
+		/* Only what changes the call is an injection. A pass rule with
+		 * no delay is bookkeeping (a mark), and a session model logs the
+		 * failures it causes, not every connection it counts. */
+		bool injects = !(r->action == KB_ACT_PASS && r->delay_ns == 0) && r->action != KB_ACT_SESSIONS;
+		if (injects)
+			kb_log_inject(site, v, effect ? effect : &none);
 		if (r->delay_ns)
 			sleep_for(r->delay_ns, &slept);
 		switch (r->action) {

@@ -14,6 +14,7 @@ struct entry {
 	uint64_t head;
 	uint64_t ino;
 	uint64_t peer[2];
+	uint64_t rule;
 };
 
 #define TABLE_MAX (1 << 21) /* descriptors beyond this are never tracked */
@@ -54,7 +55,7 @@ static bool in_range(int fd)
 	return fd >= 0 && fd < table_len && table != NULL;
 }
 
-static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2])
+static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t rule)
 {
 	struct entry *e = &table[fd];
 
@@ -62,6 +63,7 @@ static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2])
 	__atomic_store_n(&e->ino, ino, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->peer[0], peer[0], __ATOMIC_RELAXED);
 	__atomic_store_n(&e->peer[1], peer[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->rule, rule, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->head, head, __ATOMIC_RELEASE);
 
 	int h = __atomic_load_n(&high, __ATOMIC_RELAXED);
@@ -79,7 +81,7 @@ bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr
 		return false;
 	if (peer)
 		memcpy(pb, peer->bytes, sizeof pb);
-	publish(fd, pack(role, 0, lport, peer), (uint64_t)st.st_ino, pb);
+	publish(fd, pack(role, 0, lport, peer), (uint64_t)st.st_ino, pb, 0);
 	return true;
 }
 
@@ -100,6 +102,7 @@ bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 	out->peer.family = (uint8_t)(h >> 32);
 	out->peer.port = (uint16_t)(h >> 48);
 	memcpy(out->peer.bytes, pb, sizeof pb);
+	out->rule = (uint32_t)__atomic_load_n(&e->rule, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -111,7 +114,9 @@ void kb_fd_copy(int fd, int to)
 	if (!in_range(to) || !kb_fd_lookup(fd, &i))
 		return;
 	memcpy(pb, i.peer.bytes, sizeof pb);
-	publish(to, pack(i.role, i.flags, i.lport, &i.peer), i.ino, pb);
+	/* the copy is the same socket, not another session of it */
+	unsigned flags = i.flags & ~(unsigned)(KB_FD_SESSION | KB_FD_CUT);
+	publish(to, pack(i.role, flags, i.lport, &i.peer), i.ino, pb, 0);
 }
 
 void kb_fd_mark(int fd, unsigned flags)
@@ -120,8 +125,32 @@ void kb_fd_mark(int fd, unsigned flags)
 		return;
 	struct entry *e = &table[fd];
 	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
-	if (h != 0)
-		__atomic_store_n(&e->head, h | ((uint64_t)(flags & 0xff) << 8), __ATOMIC_RELEASE);
+	/* never resurrect an entry another thread has just forgotten */
+	while (h != 0 && !__atomic_compare_exchange_n(&e->head, &h, h | ((uint64_t)(flags & 0xff) << 8), true,
+						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
+bool kb_fd_claim(int fd, unsigned flag)
+{
+	if (!in_range(fd))
+		return false;
+	struct entry *e = &table[fd];
+	uint64_t bit = (uint64_t)(flag & 0xff) << 8;
+	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
+	while (h != 0 && !(h & bit)) {
+		if (__atomic_compare_exchange_n(&e->head, &h, h | bit, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			return true;
+	}
+	return false;
+}
+
+void kb_fd_mark_rule(int fd, unsigned flags, uint32_t rule)
+{
+	if (!in_range(fd))
+		return;
+	__atomic_store_n(&table[fd].rule, rule, __ATOMIC_RELAXED);
+	kb_fd_mark(fd, flags);
 }
 
 void kb_fd_forget(int fd)

@@ -26,7 +26,10 @@
 #include "kbfault/model.h"
 
 enum {
-	KB_FD_LEAKED = 1, /* the application closed it; we kept it open */
+	KB_FD_LEAKED = 1,  /* the application closed it; we kept it open */
+	KB_FD_SESSION = 2, /* an admitted session of an `action sessions` rule */
+	KB_FD_CUT = 4,     /* a session the model cut; its owner has not closed it yet */
+	KB_FD_QUEUE = 8,   /* a listener with an emulated accept queue (queue.h) */
 };
 
 struct kb_fd_info {
@@ -35,6 +38,7 @@ struct kb_fd_info {
 	uint16_t lport;
 	uint64_t ino;
 	struct kb_addr peer;
+	uint32_t rule; /* KB_FD_SESSION: the rule's index + 1 */
 };
 
 int kb_fdtable_init(void);
@@ -46,8 +50,15 @@ bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr
 /* Copies fd's entry to `to` (after dup2/dup3: same socket). */
 void kb_fd_copy(int fd, int to);
 
-/* Marks fd as leaked (KB_FD_LEAKED). */
+/* Adds flags (KB_FD_*) to fd's entry. */
 void kb_fd_mark(int fd, unsigned flags);
+
+/* Sets one flag if it is not set yet; returns whether this call set it, so
+ * two threads never both act on the same descriptor. */
+bool kb_fd_claim(int fd, unsigned flag);
+
+/* Adds flags and remembers which rule they belong to (index + 1). */
+void kb_fd_mark_rule(int fd, unsigned flags, uint32_t rule);
 
 bool kb_fd_lookup(int fd, struct kb_fd_info *out);
 

@@ -9,14 +9,18 @@
  * what it would see had the stack dropped it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "act.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
+#include "queue.h"
 #include "real.h"
+#include "session.h"
 #include "shim.h"
 
 static int pass(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four)
@@ -57,6 +61,73 @@ static void peer_of(int c, const struct sockaddr *a, socklen_t given, socklen_t 
 	}
 }
 
+/* A listener paused by another process (queue.h): wait a little, so an
+ * event loop that sees it readable does not spin, then report what a
+ * non-blocking accept reports; a blocking one waits until it listens. */
+static bool wait_paused(int fd)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK)) {
+		errno = EAGAIN;
+		return false;
+	}
+	return true;
+}
+
+/* One connection for the host: from the emulated queue when the listener
+ * has one and it has something to hand out, else from the kernel. The
+ * caller's address buffer is filled as accept() would. Returns the
+ * descriptor or -1 with errno. */
+static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four, bool queue,
+		const char *via, struct kb_addr *peer, int saved)
+{
+	for (;;) {
+		if (queue) {
+			int c;
+			switch (kb_queue_take(fd, four ? flags : 0, false, &c, via)) {
+			case KB_QUEUE_GIVEN: {
+				struct sockaddr_storage ss;
+				socklen_t l = sizeof ss;
+				memset(peer, 0, sizeof *peer);
+				if (getpeername(c, (struct sockaddr *)&ss, &l) == 0) {
+					kb_addr_from_sockaddr((struct sockaddr *)&ss, l, peer);
+					if (addr && len) {
+						memcpy(addr, &ss, *len < l ? *len : l);
+						*len = l;
+					}
+				}
+				errno = saved;
+				return c;
+			}
+			case KB_QUEUE_BUSY:
+				if (!wait_paused(fd))
+					return -1;
+				continue;
+			case KB_QUEUE_REAL:
+				break;
+			}
+		}
+		struct sockaddr_storage own;
+		socklen_t own_len = sizeof own;
+		struct sockaddr *a = addr ? addr : (struct sockaddr *)&own;
+		socklen_t *al = addr ? len : &own_len;
+		/* read before the call: afterwards *len is the full size */
+		socklen_t given = addr && len ? *len : own_len;
+
+		errno = saved;
+		int c = pass(fd, a, al, flags, four);
+		if (c < 0) {
+			if (queue && errno == EINVAL && wait_paused(fd))
+				continue;
+			return -1;
+		}
+		peer_of(c, a, given, *al, peer);
+		return c;
+	}
+}
+
 int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four,
 		   const char *via)
 {
@@ -80,29 +151,22 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 	}
 	bool post = kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
 	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
-	if (!post && !track) {
+	bool queue = lst.flags & KB_FD_QUEUE;
+	if (!post && !track && !queue) {
 		errno = saved;
 		return pass(fd, addr, len, flags, four);
 	}
 
 	for (;;) {
-		struct sockaddr_storage own;
-		socklen_t own_len = sizeof own;
-		struct sockaddr *a = addr ? addr : (struct sockaddr *)&own;
-		socklen_t *al = addr ? len : &own_len;
-		/* read before the call: afterwards *len is the full size */
-		socklen_t given = addr && len ? *len : own_len;
-
-		errno = saved;
-		int c = pass(fd, a, al, flags, four);
-		if (c < 0)
-			return c;
-		int e = errno;
 		struct kb_addr peer;
-		peer_of(c, a, given, *al, &peer);
+		int c = take(fd, addr, len, flags, four, queue, via, &peer, saved);
+		if (c < 0)
+			return -1;
+		int e = errno;
+		struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, &peer };
+		const struct kb_verdict *session = NULL;
 
 		if (post) {
-			struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, &peer };
 			const struct kb_verdict *d = kb_inject(&site, lst.lport, v, NULL);
 			if (d && d->rule->action == KB_ACT_FAIL) {
 				kb_close_with_reset(c);
@@ -116,9 +180,18 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 				kb_close_with_reset(c);
 				continue;
 			}
+			if (d && d->rule->action == KB_ACT_SESSIONS) {
+				if (kb_session_refuse(&site, d)) {
+					kb_close_with_reset(c);
+					continue;
+				}
+				session = d;
+			}
 		}
 		if (track)
 			kb_fd_track(c, KB_ROLE_ACCEPTED, lst.lport, &peer);
+		if (session)
+			kb_session_admit(c, &site, session);
 		errno = e;
 		return c;
 	}

@@ -19,6 +19,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "real.h"
+#include "session.h"
 #include "shim.h"
 
 static int pass(int fd)
@@ -50,6 +51,12 @@ int kb_close_hook(int fd, const char *via)
 	if (!kb_fd_lookup(fd, &info))
 		return pass(fd);
 	int saved = errno;
+	bool rules = kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role);
+	if (!rules && !(info.flags & (KB_FD_LEAKED | KB_FD_SESSION))) {
+		/* nothing to decide: no need to know it is still ours */
+		kb_fd_forget(fd);
+		return pass(fd);
+	}
 	bool same = kb_fd_same(fd, &info);
 	errno = saved;
 	if (!same) {
@@ -63,8 +70,10 @@ int kb_close_hook(int fd, const char *via)
 		errno = EBADF;
 		return -1;
 	}
-	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
+	kb_session_closing(fd, &info, via);
+	if (!rules) {
 		kb_fd_forget(fd);
+		errno = saved;
 		return pass(fd);
 	}
 

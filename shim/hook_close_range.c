@@ -20,6 +20,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "real.h"
+#include "session.h"
 #include "shim.h"
 
 static int pass(unsigned first, unsigned last, int flags)
@@ -75,6 +76,7 @@ static bool keep_open(int fd, const char *via)
 	}
 	if (info.flags & KB_FD_LEAKED)
 		return true; /* already "closed" as far as the host knows */
+	kb_session_closing(fd, &info, via);
 	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
 		kb_fd_forget(fd);
 		return false;

@@ -15,6 +15,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "real.h"
+#include "session.h"
 #include "shim.h"
 
 static int pass(int oldfd, int newfd, int flags, bool three)
@@ -53,6 +54,9 @@ int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
 	kb_guard_enter();
 	kb_protect_evict(newfd);
 	kb_guard_leave();
+	struct kb_fd_info info;
+	if (kb_fd_lookup(newfd, &info))
+		kb_session_closing(newfd, &info, via ? via : three ? "dup3" : "dup2");
 	kb_fd_forget(newfd);
 	errno = saved;
 	int rc = pass(oldfd, newfd, flags, three);

@@ -16,6 +16,7 @@
 #include "guard.h"
 #include "hooks.h"
 #include "real.h"
+#include "session.h"
 #include "shim.h"
 
 static int pass(FILE *fp)
@@ -39,7 +40,13 @@ static int fclose_slow(FILE *fp)
 		errno = saved;
 		return pass(fp);
 	}
-	if (!kb_fd_same(fd, &info) || !kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
+	if (!kb_fd_same(fd, &info)) {
+		kb_fd_forget(fd);
+		errno = saved;
+		return pass(fp);
+	}
+	kb_session_closing(fd, &info, "fclose");
+	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
 		kb_fd_forget(fd);
 		errno = saved;
 		return pass(fp);

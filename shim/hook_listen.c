@@ -10,6 +10,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
+#include "queue.h"
 #include "real.h"
 #include "shim.h"
 
@@ -44,23 +45,31 @@ int kb_listen_hook(int fd, int backlog, const char *via)
 		goto real; /* not TCP/IP: never ours to touch */
 
 	int effective = backlog;
+	const struct kb_verdict *d = NULL;
 	if (kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
 		struct kb_site site = { KB_CALL_LISTEN, via, fd, KB_ROLE_LISTENING, NULL };
-		struct kb_effect effect = { .requested = backlog };
-		const struct kb_verdict *d = kb_inject(&site, local.port, v, &effect);
+		struct kb_effect effect = KB_EFFECT_NONE;
+		effect.requested = backlog;
+		d = kb_inject(&site, local.port, v, &effect);
 		if (d && d->rule->action == KB_ACT_FAIL) {
 			errno = d->rule->err;
 			return -1;
 		}
-		/* the kernel reads a negative backlog as "as large as allowed" */
-		if (d && d->rule->action == KB_ACT_BACKLOG && (backlog < 0 || backlog > d->rule->backlog))
+		/* a cap: the kernel reads a negative backlog as "as large as
+		 * allowed"; an emulated queue keeps the host's backlog, since
+		 * it is the shim that limits what waits (queue.h) */
+		bool cap = d && (d->rule->action == KB_ACT_BACKLOG ||
+				 (d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode == KB_QUEUE_HANG));
+		if (cap && (backlog < 0 || backlog > d->rule->backlog))
 			effective = d->rule->backlog;
 	}
 	errno = saved;
 	int rc = pass(fd, effective);
 	if (rc == 0) {
 		int e = errno;
-		kb_fd_track(fd, KB_ROLE_LISTENING, local.port, NULL);
+		if (kb_fd_track(fd, KB_ROLE_LISTENING, local.port, NULL) && d &&
+		    d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode != KB_QUEUE_HANG)
+			kb_queue_listen(fd, d, backlog, (struct sockaddr *)&ss, len);
 		errno = e;
 	}
 	return rc;

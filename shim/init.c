@@ -33,7 +33,9 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "log.h"
+#include "queue.h"
 #include "real.h"
+#include "session.h"
 #include "shim.h"
 
 /* The exit status of a host that kbfault refuses to start. */
@@ -156,6 +158,14 @@ static void resolve_recipe(const char *ref, char *path, size_t len)
 	}
 }
 
+static bool uses_marks(const struct kb_recipe *r)
+{
+	for (size_t i = 0; i < r->nrules; i++)
+		if (r->rules[i].mark_peer || r->rules[i].peer_marked != KB_MARKED_ANY)
+			return true;
+	return false;
+}
+
 static void *counters_alloc(size_t n, bool shared)
 {
 	size_t bytes = (n ? n : 1) * sizeof(struct kb_counter);
@@ -173,6 +183,8 @@ static void atfork_child(void)
 	if (kb_mode_get() != KB_MODE_ARMED)
 		return;
 	memset(kb_shim.process_counters, 0, kb_shim.recipe.nrules * sizeof(struct kb_counter));
+	kb_queue_atfork_child();
+	kb_session_atfork_child();
 	kb_log_start(true);
 }
 
@@ -253,6 +265,14 @@ static void init(void)
 	}
 	if (kb_fdtable_init() < 0)
 		refuse_to_start("cannot reserve the descriptor table");
+	/* marks are shared with forks: a node a worker saw leave is gone for
+	 * the whole server (marks.h) */
+	if (uses_marks(&kb_shim.recipe)) {
+		kb_shim.plan.marks = mmap(NULL, sizeof(struct kb_marks), PROT_READ | PROT_WRITE,
+					  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (kb_shim.plan.marks == MAP_FAILED)
+			refuse_to_start("cannot allocate the table of marked peers");
+	}
 	if (kb_plan_wants(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND))
 		kb_sinks_open();
 	pthread_atfork(NULL, NULL, atfork_child);

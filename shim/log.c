@@ -251,13 +251,28 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 		else
 			kb_jw_i64(&w, "errno", r->err);
 	}
-	if (r->action == KB_ACT_BACKLOG && e) {
+	if ((r->action == KB_ACT_BACKLOG || r->action == KB_ACT_QUEUE) && e && !e->effect) {
 		/* what listen() asked for and what it got: the cap, unless it
 		 * asked for less (a negative backlog means "the most allowed") */
 		bool capped = e->requested < 0 || e->requested > r->backlog;
 		kb_jw_i64(&w, "requested", e->requested);
-		kb_jw_i64(&w, "backlog", capped ? r->backlog : e->requested);
+		if (r->action == KB_ACT_BACKLOG || r->queue_mode == KB_QUEUE_HANG)
+			kb_jw_i64(&w, "backlog", capped ? r->backlog : e->requested);
 	}
+	if (r->action == KB_ACT_QUEUE) {
+		kb_jw_i64(&w, "queue", r->backlog);
+		kb_jw_str(&w, "mode", kb_queue_mode_name(r->queue_mode));
+	}
+	if (e && e->effect)
+		kb_jw_str(&w, "effect", e->effect);
+	if (e && e->reason)
+		kb_jw_str(&w, "reason", e->reason);
+	if (e && e->has_count)
+		kb_jw_i64(&w, "count", e->count);
+	if (e && e->queued >= 0 && e->effect)
+		kb_jw_i64(&w, "queued", e->queued);
+	if (e && e->attempt)
+		kb_jw_u64(&w, "attempt", e->attempt);
 	if (r->delay_ns)
 		kb_jw_fixed(&w, "delay_ms", r->delay_ns / 1000000ULL, (r->delay_ns % 1000000ULL) / 1000, 3);
 	if (r->action == KB_ACT_STALL) {
@@ -266,6 +281,27 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 		else
 			kb_jw_fixed(&w, "stall_ms", r->stall_ns / 1000000ULL, (r->stall_ns % 1000000ULL) / 1000, 3);
 	}
+	kb_log_line(line, kb_jw_end(&w));
+	kb_guard_leave();
+	errno = saved;
+}
+
+void kb_log_mark(const struct kb_site *s, const struct kb_verdict *v, uint64_t until_ns, bool stored)
+{
+	char line[LINE_MAX_BYTES];
+	struct kb_jw w;
+	int saved = errno;
+
+	kb_guard_enter();
+	kb_jw_begin(&w, line, sizeof line);
+	common_fields(&w, "mark");
+	site_fields(&w, s, v);
+	if (until_ns == KB_FOREVER)
+		kb_jw_str(&w, "until", "exit");
+	else
+		kb_jw_fixed(&w, "until_t", until_ns / 1000000000ULL, (until_ns % 1000000000ULL) / 1000, 6);
+	if (!stored)
+		kb_jw_str(&w, "error", "mark table full: mark lost");
 	kb_log_line(line, kb_jw_end(&w));
 	kb_guard_leave();
 	errno = saved;

@@ -49,13 +49,25 @@ struct kb_site {
 	const struct kb_addr *peer; /* may be NULL */
 };
 
-/* Facts about the call that only the hook knows, for the log line. */
+/* Facts about the call that only the hook knows, for the log line. Zero
+ * (NULL, -1 for the fds and counts) leaves a field out. */
 struct kb_effect {
-	int requested; /* listen(): the backlog the host asked for */
+	int requested;      /* listen(): the backlog the host asked for */
+	const char *effect; /* what a stateful action did: "reset", "cut", "refused", "pause", "resume" */
+	const char *reason; /* why, in words: "session limit exceeded" */
+	bool has_count;
+	int64_t count;      /* sessions: the counter after the event */
+	int queued;         /* queue: connections waiting (-1: leave out) */
+	uint64_t attempt;   /* sessions: the connection request's number (0: leave out) */
 };
+
+#define KB_EFFECT_NONE ((struct kb_effect){ .queued = -1 })
 
 void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const struct kb_effect *e);
 void kb_log_stall_end(const struct kb_site *s, const struct kb_verdict *v, uint64_t stalled_ns,
 		      bool interrupted);
+
+/* A peer marked by a rule's mark-peer (until_ns since start; KB_FOREVER). */
+void kb_log_mark(const struct kb_site *s, const struct kb_verdict *v, uint64_t until_ns, bool stored);
 
 #endif

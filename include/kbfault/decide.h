@@ -21,14 +21,20 @@
 
 #include "kbfault/addr.h"
 #include "kbfault/diag.h"
+#include "kbfault/marks.h"
 #include "kbfault/model.h"
 
 /* One per rule; 64 bytes so that counters of different rules never share a
- * cache line between threads. */
+ * cache line between threads. The sess_* fields are the state of an
+ * `action sessions` rule (sessions.h); all are zero at start and after a
+ * fork (process scope). */
 struct kb_counter {
 	uint64_t hits;  /* calls that passed the rule's filters */
 	uint64_t fired; /* injections, counted only for rules with a limit */
-	uint8_t pad[48];
+	int64_t sess_delta;     /* the session counter, less the rule's `count` */
+	uint64_t sess_attempts; /* connection requests seen */
+	int64_t sess_active;    /* sessions admitted and not yet released */
+	uint8_t pad[24];
 };
 
 struct kb_rule_list {
@@ -63,6 +69,7 @@ struct kb_plan {
 	bool uses_tree;            /* some active rule has tree-wide counters */
 	struct kb_bucket bucket[KB_CALL_COUNT][KB_ROLE_COUNT];
 	struct kb_counter **counter; /* per rule index */
+	struct kb_marks *marks;      /* for peer-marked; NULL: nothing is marked */
 };
 
 struct kb_event {

@@ -46,8 +46,21 @@ enum kb_action {
 	KB_ACT_REFUSE,  /* connect(): a genuine refusal from the kernel */
 	KB_ACT_STALL,   /* block the calling thread (interruptible by signals) */
 	KB_ACT_ABORT,   /* abort() the process */
+	KB_ACT_QUEUE,   /* listen(): emulate an accept queue of N (queue.c) */
+	KB_ACT_SESSIONS, /* accept(): the miscounting session model (sessions.c) */
 	KB_ACT_COUNT
 };
+
+/* What an emulated accept queue does with connections beyond its length. */
+enum kb_queue_mode {
+	KB_QUEUE_HANG,   /* only cap the kernel's backlog: clients hang */
+	KB_QUEUE_RESET,  /* reset the connections waiting beyond N */
+	KB_QUEUE_REFUSE, /* stop listening while N wait: new clients are refused */
+	KB_QUEUE_MODES
+};
+
+/* peer-marked filter */
+enum { KB_MARKED_ANY, KB_MARKED_YES, KB_MARKED_NO };
 
 enum kb_scope {
 	KB_SCOPE_PROCESS, /* counters start at zero in every process */
@@ -60,6 +73,7 @@ enum kb_scope {
 #define KB_MAX_RULES 1024   /* rules per recipe */
 #define KB_MAX_PARAMS 64    /* parameters per recipe */
 #define KB_FOREVER UINT64_MAX
+#define KB_QUEUE_MAX 1024   /* longest emulated accept queue */
 
 struct kb_cidr {
 	uint8_t family; /* AF_INET or AF_INET6 */
@@ -99,12 +113,25 @@ struct kb_rule {
 	uint64_t window_from_ns, window_to_ns; /* since start; to = KB_FOREVER open */
 	enum kb_scope scope;
 
+	uint8_t peer_marked; /* KB_MARKED_*: only peers marked (or not) by mark-peer */
+
 	/* what */
 	uint64_t delay_ns;   /* before the action */
 	enum kb_action action;
 	int err;             /* KB_ACT_FAIL */
-	int backlog;         /* KB_ACT_BACKLOG */
+	int backlog;         /* KB_ACT_BACKLOG, and the length for KB_ACT_QUEUE */
+	enum kb_queue_mode queue_mode; /* KB_ACT_QUEUE */
 	uint64_t stall_ns;   /* KB_ACT_STALL; KB_FOREVER = until a signal */
+
+	/* KB_ACT_SESSIONS: the gateway's session counter (see sessions.h) */
+	int64_t sess_count;    /* where the counter starts */
+	int64_t sess_miscount; /* taken off it wrongly on each connection request */
+	uint64_t sess_slots;   /* slots; each attempt takes one for good (0: no limit) */
+	uint64_t sess_leak;    /* bytes each attempt never gives back */
+
+	/* side effect of firing: remember the peer (marks.h) */
+	bool mark_peer;
+	uint64_t mark_ns;    /* how long; KB_FOREVER: as long as the process (tree) lives */
 };
 
 struct kb_param {
@@ -129,6 +156,7 @@ struct kb_recipe {
 const char *kb_call_name(enum kb_call call);
 const char *kb_role_name(enum kb_role role);
 const char *kb_action_name(enum kb_action action);
+const char *kb_queue_mode_name(enum kb_queue_mode mode);
 
 /* Is `action` meaningful for `call`? Used by the parser to reject recipes
  * that ask for something a call cannot do. */

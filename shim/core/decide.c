@@ -21,10 +21,17 @@ static const struct kb_rule_list *candidates(const struct kb_bucket *b, uint16_t
 	return &b->any;
 }
 
-static bool filters_match(const struct kb_rule *r, const struct kb_event *ev)
+static bool filters_match(const struct kb_plan *plan, const struct kb_rule *r,
+			  const struct kb_event *ev, const struct kb_clock *clk)
 {
 	if (r->has_port && (ev->lport < r->port.lo || ev->lport > r->port.hi))
 		return false;
+	if (r->peer_marked != KB_MARKED_ANY) {
+		bool marked = plan->marks && ev->peer && ev->peer->family &&
+			      kb_marks_has(plan->marks, ev->peer, clk->since_start_ns(clk->ctx));
+		if (marked != (r->peer_marked == KB_MARKED_YES))
+			return false;
+	}
 	if (r->npeers == 0 && !r->has_peer_port)
 		return true;
 	if (ev->peer == NULL || ev->peer->family == 0)
@@ -75,7 +82,7 @@ size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev, const st
 	for (uint32_t i = 0; i < list->n && n < KB_VERDICTS_MAX; i++) {
 		const struct kb_rule *r = list->rules[i];
 		uint64_t hit;
-		if (!filters_match(r, ev) || !fires(plan, r, clk, &hit))
+		if (!filters_match(plan, r, ev, clk) || !fires(plan, r, clk, &hit))
 			continue;
 		out[n].rule = r;
 		out[n].hit = hit;

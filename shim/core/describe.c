@@ -58,6 +58,10 @@ void kb_rule_describe(const struct kb_rule *r, char *buf, size_t len)
 	}
 	if (r->has_peer_port)
 		kb_append(buf, len, &u, ", peer port %u-%u", r->peer_port.lo, r->peer_port.hi);
+	if (r->peer_marked == KB_MARKED_YES)
+		kb_append(buf, len, &u, ", only peers marked by mark-peer");
+	else if (r->peer_marked == KB_MARKED_NO)
+		kb_append(buf, len, &u, ", only peers not marked");
 	for (unsigned i = 0; i < r->nprograms; i++)
 		kb_append(buf, len, &u, "%s%s", i ? " or " : ", only in program ", r->programs[i]);
 	kb_append(buf, len, &u, "\n");
@@ -100,6 +104,25 @@ void kb_rule_describe(const struct kb_rule *r, char *buf, size_t len)
 	case KB_ACT_PASS:
 		kb_append(buf, len, &u, "let the call through (later rules still apply)");
 		break;
+	case KB_ACT_QUEUE:
+		if (r->queue_mode == KB_QUEUE_HANG)
+			kb_append(buf, len, &u, "cap the listen backlog at %d (clients beyond it hang)", r->backlog);
+		else if (r->queue_mode == KB_QUEUE_RESET)
+			kb_append(buf, len, &u, "emulate an accept queue of %d: connections waiting beyond it are reset", r->backlog);
+		else
+			kb_append(buf, len, &u, "emulate an accept queue of %d: while it is full the listener pauses and new clients are refused", r->backlog);
+		break;
+	case KB_ACT_SESSIONS:
+		kb_append(buf, len, &u,
+			  "count sessions from %lld, +1 per session, -%lld per connection request, -1 per close; "
+			  "cut an active session when the count is <= 0",
+			  (long long)r->sess_count, (long long)r->sess_miscount);
+		if (r->sess_slots)
+			kb_append(buf, len, &u, "; refuse every attempt after the %llu%s (\"session limit exceeded\")",
+				  (unsigned long long)r->sess_slots, ordinal_suffix(r->sess_slots));
+		if (r->sess_leak)
+			kb_append(buf, len, &u, "; leak %llu bytes per attempt", (unsigned long long)r->sess_leak);
+		break;
 	case KB_ACT_FAIL:
 		kb_append(buf, len, &u, "fail with %s", kb_errno_name(r->err) ? kb_errno_name(r->err) : "?");
 		break;
@@ -125,6 +148,11 @@ void kb_rule_describe(const struct kb_rule *r, char *buf, size_t len)
 		break;
 	default:
 		break;
+	}
+	if (r->mark_peer) {
+		kb_format_duration(r->mark_ns, d1, sizeof d1);
+		kb_append(buf, len, &u, "; and remember the peer %s%s", r->mark_ns == KB_FOREVER ? "until the process exits" : "for ",
+			  r->mark_ns == KB_FOREVER ? "" : d1);
 	}
 	kb_append(buf, len, &u, "\n");
 }

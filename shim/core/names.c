@@ -30,6 +30,8 @@ static const char *const action_names[KB_ACT_COUNT] = {
 	[KB_ACT_REFUSE] = "refuse",
 	[KB_ACT_STALL] = "stall",
 	[KB_ACT_ABORT] = "abort",
+	[KB_ACT_QUEUE] = "queue",
+	[KB_ACT_SESSIONS] = "sessions",
 };
 
 #define ALL_CALLS ((1u << KB_CALL_COUNT) - 1)
@@ -44,7 +46,20 @@ static const unsigned action_calls[KB_ACT_COUNT] = {
 	[KB_ACT_REFUSE] = 1u << KB_CALL_CONNECT,
 	[KB_ACT_STALL] = ALL_CALLS,
 	[KB_ACT_ABORT] = ALL_CALLS,
+	[KB_ACT_QUEUE] = 1u << KB_CALL_LISTEN,
+	[KB_ACT_SESSIONS] = 1u << KB_CALL_ACCEPT,
 };
+
+static const char *const queue_mode_names[KB_QUEUE_MODES] = {
+	[KB_QUEUE_HANG] = "hang",
+	[KB_QUEUE_RESET] = "reset",
+	[KB_QUEUE_REFUSE] = "refuse",
+};
+
+const char *kb_queue_mode_name(enum kb_queue_mode mode)
+{
+	return (unsigned)mode < KB_QUEUE_MODES ? queue_mode_names[mode] : "?";
+}
 
 const char *kb_call_name(enum kb_call call)
 {

@@ -23,7 +23,7 @@ bool kb_rule_for_program(const struct kb_rule *r, const char *const *names)
 bool kb_rule_accept_before_dequeue(const struct kb_rule *r)
 {
 	return r->action == KB_ACT_FAIL && kb_accept_errno_keeps_connection(r->err) &&
-	       r->npeers == 0 && !r->has_peer_port;
+	       r->npeers == 0 && !r->has_peer_port && r->peer_marked == KB_MARKED_ANY;
 }
 
 static bool exact_port(const struct kb_rule *r)
@@ -144,6 +144,9 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 				case KB_CALL_ACCEPT:
 					fits = kb_rule_accept_before_dequeue(r) ? role == KB_ROLE_LISTENING
 										: role == KB_ROLE_ACCEPTED;
+					/* sessions end when their sockets close */
+					if (fits && r->action == KB_ACT_SESSIONS)
+						plan->track_roles |= 1u << KB_ROLE_ACCEPTED;
 					break;
 				case KB_CALL_CONNECT:
 					fits = role == KB_ROLE_OUTBOUND;

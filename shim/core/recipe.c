@@ -26,8 +26,9 @@
 #define EXPAND_MAX (4 * KB_LINE_MAX)
 
 enum rule_key {
-	K_ON, K_ROLE, K_PORT, K_PEER, K_PEER_PORT, K_PROGRAM, K_NTH, K_AFTER, K_EVERY,
+	K_ON, K_ROLE, K_PORT, K_PEER, K_PEER_PORT, K_PROGRAM, K_NTH, K_AFTER, K_FROM, K_EVERY,
 	K_PROBABILITY, K_LIMIT, K_WINDOW, K_COUNTERS, K_DELAY, K_ACTION, K_ENABLED,
+	K_MARK_PEER, K_PEER_MARKED, K_SESS_COUNT, K_SESS_MISCOUNT, K_SESS_SLOTS, K_SESS_LEAK,
 	K_COUNT
 };
 
@@ -298,16 +299,27 @@ static int port_value(struct parser *p, const struct kb_line *ln, struct kb_port
 	return 0;
 }
 
+/* 0-65535 is no filter at all (a recipe's default for a port parameter),
+ * and costs nothing on the hot path when treated as such. */
+static bool whole_range(const struct kb_port_range *r)
+{
+	return r->lo == 0 && r->hi == 65535;
+}
+
 static int key_port(struct parser *p, const struct kb_line *ln)
 {
-	p->rule->has_port = true;
-	return port_value(p, ln, &p->rule->port);
+	if (port_value(p, ln, &p->rule->port) < 0)
+		return -1;
+	p->rule->has_port = !whole_range(&p->rule->port);
+	return 0;
 }
 
 static int key_peer_port(struct parser *p, const struct kb_line *ln)
 {
-	p->rule->has_peer_port = true;
-	return port_value(p, ln, &p->rule->peer_port);
+	if (port_value(p, ln, &p->rule->peer_port) < 0)
+		return -1;
+	p->rule->has_peer_port = !whole_range(&p->rule->peer_port);
+	return 0;
 }
 
 static int key_peer(struct parser *p, const struct kb_line *ln)
@@ -360,6 +372,15 @@ static int key_nth(struct parser *p, const struct kb_line *ln)
 static int key_after(struct parser *p, const struct kb_line *ln)
 {
 	return count_value(p, ln, 0, &p->rule->after);
+}
+
+static int key_from(struct parser *p, const struct kb_line *ln)
+{
+	uint64_t n = 1;
+	if (count_value(p, ln, 1, &n) < 0)
+		return -1;
+	p->rule->after = n - 1; /* "from the Nth hit on" is "after N-1 hits" */
+	return 0;
 }
 
 static int key_every(struct parser *p, const struct kb_line *ln)
@@ -436,10 +457,63 @@ static int key_enabled(struct parser *p, const struct kb_line *ln)
 	return 0;
 }
 
+static int key_mark_peer(struct parser *p, const struct kb_line *ln)
+{
+	p->rule->mark_peer = true;
+	p->rule->mark_ns = KB_FOREVER;
+	if (ln->ntok == 2)
+		return duration_value(p, ln, 1, ln->tok[1].text, &p->rule->mark_ns);
+	return 0;
+}
+
+static int key_peer_marked(struct parser *p, const struct kb_line *ln)
+{
+	bool yes;
+	if (kb_scan_bool(ln->tok[1].text, &yes) < 0)
+		return fail_at(p, ln, 1, "expected yes or no, got '%s'", ln->tok[1].text);
+	p->rule->peer_marked = yes ? KB_MARKED_YES : KB_MARKED_NO;
+	return 0;
+}
+
+static int signed_value(struct parser *p, const struct kb_line *ln, int64_t *out)
+{
+	const char *s = ln->tok[1].text;
+	uint64_t v;
+	bool neg = s[0] == '-';
+	if (kb_scan_u64(s + (neg || s[0] == '+'), 1000000000000ULL, &v) < 0)
+		return fail_at(p, ln, 1, "expected a whole number (negative allowed), got '%s'", s);
+	*out = neg ? -(int64_t)v : (int64_t)v;
+	return 0;
+}
+
+static int key_sess_count(struct parser *p, const struct kb_line *ln)
+{
+	return signed_value(p, ln, &p->rule->sess_count);
+}
+
+static int key_sess_miscount(struct parser *p, const struct kb_line *ln)
+{
+	return signed_value(p, ln, &p->rule->sess_miscount);
+}
+
+static int key_sess_slots(struct parser *p, const struct kb_line *ln)
+{
+	return count_value(p, ln, 0, &p->rule->sess_slots);
+}
+
+static int key_sess_leak(struct parser *p, const struct kb_line *ln)
+{
+	uint64_t v;
+	if (kb_scan_u64(ln->tok[1].text, 64ULL << 20, &v) < 0)
+		return fail_at(p, ln, 1, "expected a number of bytes from 0 to 67108864, got '%s'", ln->tok[1].text);
+	p->rule->sess_leak = v;
+	return 0;
+}
+
 static int key_action(struct parser *p, const struct kb_line *ln)
 {
 	static const char *const names[KB_ACT_COUNT] = {
-		"pass", "fail", "backlog", "leak", "reset", "refuse", "stall", "abort",
+		"pass", "fail", "backlog", "leak", "reset", "refuse", "stall", "abort", "queue", "sessions",
 	};
 	struct kb_rule *r = p->rule;
 	int a = parse_enum(p, ln, 1, "action", names, KB_ACT_COUNT);
@@ -447,19 +521,23 @@ static int key_action(struct parser *p, const struct kb_line *ln)
 	if (a < 0)
 		return -1;
 	r->action = (enum kb_action)a;
-	bool wants_arg = a == KB_ACT_FAIL || a == KB_ACT_BACKLOG || a == KB_ACT_STALL;
-	if (wants_arg && ln->ntok < 3) {
+	static const unsigned nargs[KB_ACT_COUNT] = {
+		[KB_ACT_FAIL] = 1, [KB_ACT_BACKLOG] = 1, [KB_ACT_STALL] = 1, [KB_ACT_QUEUE] = 2,
+	};
+	if (ln->ntok - 2 < nargs[a]) {
 		static const char *const what[KB_ACT_COUNT] = {
 			[KB_ACT_FAIL] = "an errno name (action fail ECONNREFUSED)",
 			[KB_ACT_BACKLOG] = "the backlog to cap at (action backlog 5)",
 			[KB_ACT_STALL] = "a duration or 'forever' (action stall 30s)",
+			[KB_ACT_QUEUE] = "a length and hang, reset or refuse (action queue 5 refuse)",
 		};
-		return kb_diag_set(p->err, p->path, ln->lineno,
-				   ln->tok[1].col + (unsigned)strlen(ln->tok[1].text), "'%s' needs %s",
-				   names[a], what[a]);
+		const struct kb_token *last = &ln->tok[ln->ntok - 1];
+		return kb_diag_set(p->err, p->path, ln->lineno, last->col + (unsigned)strlen(last->text),
+				   "'%s' needs %s", names[a], what[a]);
 	}
-	if (!wants_arg && ln->ntok > 2)
-		return fail_at(p, ln, 2, "'%s' takes no value", names[a]);
+	if (ln->ntok - 2 > nargs[a])
+		return fail_at(p, ln, 2 + nargs[a], "'%s' takes %s", names[a],
+			       nargs[a] == 0 ? "no value" : nargs[a] == 1 ? "one value" : "two values");
 
 	uint64_t v;
 	switch (r->action) {
@@ -475,6 +553,18 @@ static int key_action(struct parser *p, const struct kb_line *ln)
 				       ln->tok[2].text);
 		r->backlog = (int)v;
 		break;
+	case KB_ACT_QUEUE: {
+		static const char *const modes[KB_QUEUE_MODES] = { "hang", "reset", "refuse" };
+		if (kb_scan_u64(ln->tok[2].text, KB_QUEUE_MAX, &v) < 0 || v == 0)
+			return fail_at(p, ln, 2, "expected a queue length from 1 to %d, got '%s'", KB_QUEUE_MAX,
+				       ln->tok[2].text);
+		r->backlog = (int)v;
+		int m = parse_enum(p, ln, 3, "queue mode", modes, KB_QUEUE_MODES);
+		if (m < 0)
+			return -1;
+		r->queue_mode = (enum kb_queue_mode)m;
+		break;
+	}
 	case KB_ACT_STALL:
 		if (strcmp(ln->tok[2].text, "forever") == 0)
 			r->stall_ns = KB_FOREVER;
@@ -504,14 +594,21 @@ static const struct key rule_keys[K_COUNT] = {
 	[K_PROGRAM] = { "program", key_program, 1, KB_MAX_PROGRAMS, true, "program NAME..." },
 	[K_NTH] = { "nth", key_nth, 1, 1, false, "nth N" },
 	[K_AFTER] = { "after", key_after, 1, 1, false, "after N" },
+	[K_FROM] = { "from", key_from, 1, 1, false, "from N" },
 	[K_EVERY] = { "every", key_every, 1, 1, false, "every N" },
 	[K_PROBABILITY] = { "probability", key_probability, 1, 1, false, "probability P" },
 	[K_LIMIT] = { "limit", key_limit, 1, 1, false, "limit N" },
 	[K_WINDOW] = { "window", key_window, 1, 1, false, "window FROM..TO" },
 	[K_COUNTERS] = { "counters", key_counters, 1, 1, false, "counters process|tree" },
 	[K_DELAY] = { "delay", key_delay, 1, 1, false, "delay DURATION" },
-	[K_ACTION] = { "action", key_action, 1, 2, false, "action ACTION [VALUE]" },
+	[K_ACTION] = { "action", key_action, 1, 3, false, "action ACTION [VALUE...]" },
 	[K_ENABLED] = { "enabled", key_enabled, 1, 1, false, "enabled yes|no" },
+	[K_MARK_PEER] = { "mark-peer", key_mark_peer, 0, 1, false, "mark-peer [DURATION]" },
+	[K_PEER_MARKED] = { "peer-marked", key_peer_marked, 1, 1, false, "peer-marked yes|no" },
+	[K_SESS_COUNT] = { "count", key_sess_count, 1, 1, false, "count N (with action sessions)" },
+	[K_SESS_MISCOUNT] = { "miscount", key_sess_miscount, 1, 1, false, "miscount N (with action sessions)" },
+	[K_SESS_SLOTS] = { "slots", key_sess_slots, 1, 1, false, "slots N (with action sessions)" },
+	[K_SESS_LEAK] = { "leak", key_sess_leak, 1, 1, false, "leak BYTES (with action sessions)" },
 };
 
 static const char *const header_keys[] = { "recipe", "about", "seed", "set", "rule", NULL };
@@ -530,11 +627,11 @@ static int rule_check(struct parser *p)
 				   "rule '%s' has no `on` line (which calls should it act on? e.g. `on accept`)",
 				   r->name);
 	if (!s[K_ACTION].line) {
-		if (!s[K_DELAY].line)
+		if (!s[K_DELAY].line && !s[K_MARK_PEER].line)
 			return kb_diag_set(p->err, p->path, r->line, 1,
-					   "rule '%s' has no `action` line (e.g. `action fail ECONNREFUSED`)",
+					   "rule '%s' has no `action` line (e.g. `action fail ECONNREFUSED`; a rule with only `delay` or `mark-peer` needs none)",
 					   r->name);
-		r->action = KB_ACT_PASS; /* a delay alone */
+		r->action = KB_ACT_PASS; /* a delay or a mark alone */
 	}
 
 	uint32_t close_like = (1u << KB_CALL_CLOSE) | (1u << KB_CALL_SHUTDOWN);
@@ -569,9 +666,24 @@ static int rule_check(struct parser *p)
 		return kb_diag_set(p->err, p->path, at->line, at->col,
 				   "a listening socket has no peer: remove `listen` from `on` or drop this line");
 	}
-	if (s[K_NTH].line && (s[K_AFTER].line || s[K_EVERY].line))
+	if (s[K_NTH].line && (s[K_AFTER].line || s[K_FROM].line || s[K_EVERY].line))
 		return kb_diag_set(p->err, p->path, s[K_NTH].line, s[K_NTH].col,
-				   "`nth` picks one hit and cannot be combined with `after` or `every`");
+				   "`nth` picks one hit and cannot be combined with `after`, `from` or `every`");
+	if (s[K_FROM].line && s[K_AFTER].line)
+		return kb_diag_set(p->err, p->path, s[K_FROM].line, s[K_FROM].col,
+				   "`from N` is `after N-1`: give one of them");
+	if (s[K_PEER_MARKED].line && (r->calls & (1u << KB_CALL_LISTEN)))
+		return kb_diag_set(p->err, p->path, s[K_PEER_MARKED].line, s[K_PEER_MARKED].col,
+				   "a listening socket has no peer: remove `listen` from `on` or drop this line");
+	static const int sess_keys[] = { K_SESS_COUNT, K_SESS_MISCOUNT, K_SESS_SLOTS, K_SESS_LEAK };
+	for (size_t i = 0; i < sizeof sess_keys / sizeof sess_keys[0]; i++) {
+		const struct pos *at = &s[sess_keys[i]];
+		if (at->line && r->action != KB_ACT_SESSIONS)
+			return kb_diag_set(p->err, p->path, at->line, at->col,
+					   "`%s` belongs to `action sessions`", rule_keys[sess_keys[i]].name);
+	}
+	if (r->action == KB_ACT_SESSIONS && !s[K_SESS_MISCOUNT].line)
+		r->sess_miscount = 1; /* the article's bug: one per request */
 	return 0;
 }
 
@@ -649,9 +761,11 @@ static int rule_line(struct parser *p, const struct kb_line *ln)
 		return fail_at(p, ln, 0, "`%s` belongs before the first rule", kw);
 	if (hint)
 		return fail_at(p, ln, 0, "unknown rule key '%s' (did you mean '%s'?)", kw, hint);
-	return fail_at(p, ln, 0,
-		       "unknown rule key '%s' (expected on, role, port, peer, peer-port, program, nth, after, every, probability, limit, window, counters, delay, action or enabled)",
-		       kw);
+	char list[400] = "";
+	size_t used = 0;
+	for (int k = 0; k < K_COUNT; k++)
+		kb_append(list, sizeof list, &used, "%s%s", k ? ", " : "", rule_keys[k].name);
+	return fail_at(p, ln, 0, "unknown rule key '%s' (expected one of: %s)", kw, list);
 }
 
 static int header_line(struct parser *p, const struct kb_line *ln)

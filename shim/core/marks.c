@@ -1,0 +1,71 @@
+/*
+ * marks.c - the lock-free table of marked peers; see marks.h.
+ */
+#include "kbfault/marks.h"
+
+#include <string.h>
+
+#include "kbfault/prng.h"
+
+static size_t home(const struct kb_addr *a)
+{
+	/* the address bytes are the key; the draw mixes them well enough */
+	uint64_t lo, hi;
+	memcpy(&lo, a->bytes, 8);
+	memcpy(&hi, a->bytes + 8, 8);
+	return (size_t)(kb_draw(lo, hi, a->family) % KB_MARKS_MAX);
+}
+
+static bool same(const struct kb_mark *m, const struct kb_addr *a)
+{
+	return m->family == a->family && memcmp(m->bytes, a->bytes, 16) == 0;
+}
+
+bool kb_marks_set(struct kb_marks *m, const struct kb_addr *addr, uint64_t until_ns)
+{
+	size_t i = home(addr);
+
+	for (size_t n = 0; n < KB_MARKS_MAX; n++, i = (i + 1) % KB_MARKS_MAX) {
+		struct kb_mark *s = &m->slot[i];
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		if (st == 0) {
+			uint32_t expected = 0;
+			if (!__atomic_compare_exchange_n(&s->state, &expected, 1, false, __ATOMIC_ACQ_REL,
+							 __ATOMIC_ACQUIRE)) {
+				st = expected; /* someone else took it: look at what they wrote */
+			} else {
+				s->family = addr->family;
+				memcpy(s->bytes, addr->bytes, 16);
+				__atomic_store_n(&s->until_ns, until_ns, __ATOMIC_RELAXED);
+				__atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+				return true;
+			}
+		}
+		/* a slot being written is finished in a few instructions */
+		while (st == 1)
+			st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		if (same(s, addr)) {
+			uint64_t old = __atomic_load_n(&s->until_ns, __ATOMIC_RELAXED);
+			while (until_ns > old && !__atomic_compare_exchange_n(&s->until_ns, &old, until_ns, true,
+									     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+				;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool kb_marks_has(const struct kb_marks *m, const struct kb_addr *addr, uint64_t now_ns)
+{
+	size_t i = home(addr);
+
+	for (size_t n = 0; n < KB_MARKS_MAX; n++, i = (i + 1) % KB_MARKS_MAX) {
+		const struct kb_mark *s = &m->slot[i];
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		if (st == 0)
+			return false;
+		if (st == 2 && same(s, addr))
+			return now_ns < __atomic_load_n(&s->until_ns, __ATOMIC_RELAXED);
+	}
+	return false;
+}

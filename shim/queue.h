@@ -1,0 +1,56 @@
+/*
+ * queue.h - an accept queue of N connections, emulated on a Linux listener
+ * (`action queue N reset|refuse`, Q181350).
+ *
+ * Linux does not refuse when a listener's queue is full: with a small
+ * backlog, a burst of clients completes its handshakes (SYN cookies) and
+ * then waits unanswered. That is `queue N hang` (just the backlog cap).
+ * The old stacks the article describes answered with resets instead; two
+ * modes reproduce that from inside the process, checked each time the host
+ * calls accept():
+ *
+ * reset   The connections waiting beyond N are taken off the queue and
+ *         reset; the host then accepts as usual. The kernel's queue cannot
+ *         be cut from the middle, so the ones reset are those at its head
+ *         (the longest waiting), not the newest: the count and timing are
+ *         a queue of N's, the choice of victims is not.
+ *
+ * refuse  Once N connections wait, the shim takes them into its own queue
+ *         (extras are reset) and pauses the listener (shutdown(SHUT_RD)):
+ *         every new connection attempt is refused by the kernel
+ *         (ECONNREFUSED). The host's accept() calls are served from the
+ *         shim's queue - a paused listener polls readable, so event loops
+ *         keep calling - and when it is empty the listener listens again.
+ *         Accept never spins: a paused listener always has connections
+ *         waiting in the process that paused it. Another process sharing
+ *         the listener (a prefork server's sibling) waits briefly and gets
+ *         EAGAIN instead of spinning on EINVAL.
+ */
+#ifndef KBFAULT_QUEUE_H
+#define KBFAULT_QUEUE_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "kbfault/decide.h"
+
+/* listen() succeeded on fd under a queue rule (reset or refuse mode);
+ * `backlog` is what the host asked for, `bound` its local address. */
+void kb_queue_listen(int fd, const struct kb_verdict *v, int backlog, const struct sockaddr *bound,
+		     socklen_t bound_len);
+
+enum kb_queue_take {
+	KB_QUEUE_REAL,  /* nothing to hand out: do the real accept */
+	KB_QUEUE_GIVEN, /* *conn is a connection for the host */
+	KB_QUEUE_BUSY,  /* paused by another process: fail with EAGAIN */
+};
+
+/* accept() on an emulated listener, before the real call. `flags` are
+ * accept4's (SOCK_NONBLOCK, SOCK_CLOEXEC), applied to a connection handed
+ * out from the shim's queue. */
+enum kb_queue_take kb_queue_take(int fd, int flags, bool nonblocking_listener, int *conn, const char *via);
+
+/* After fork: locks held by threads that do not exist in the child. */
+void kb_queue_atfork_child(void);
+
+#endif
