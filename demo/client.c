@@ -11,6 +11,8 @@
  *   reply_timeout    connected, but no reply before the deadline
  *   no_eof           replied, but the server never ended the stream
  *   closed           the server ended the stream without replying
+ *   dropped          the session broke after at least one reply and before
+ *                    the last (--lines): cut mid-conversation
  *   other            anything else (errno in "last_error")
  * Attempts run in --concurrency threads; all of it is bounded by --count
  * and --timeout. The summary is one JSON object on stdout, with connect
@@ -31,15 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-enum outcome { OK, REFUSED, RESET, CONNECT_TIMEOUT, REPLY_TIMEOUT, NO_EOF, CLOSED, OTHER, OUTCOMES };
+enum outcome { OK, REFUSED, RESET, CONNECT_TIMEOUT, REPLY_TIMEOUT, NO_EOF, CLOSED, DROPPED, OTHER, OUTCOMES };
 static const char *const outcome_names[OUTCOMES] = {
-	"ok", "refused", "reset", "connect_timeout", "reply_timeout", "no_eof", "closed", "other",
+	"ok", "refused", "reset", "connect_timeout", "reply_timeout", "no_eof", "closed", "dropped", "other",
 };
 
 static struct {
-	const char *host;
-	int port, count, concurrency, timeout_ms, hold_ms;
-} opt = { "127.0.0.1", 0, 10, 1, 2000, 0 };
+	const char *host, *bind;
+	int port, count, concurrency, timeout_ms, hold_ms, lines, gap_ms;
+} opt = { "127.0.0.1", NULL, 0, 10, 1, 2000, 0, 1, 0 };
 
 static int next_attempt;
 static int counts[OUTCOMES];
@@ -92,6 +94,16 @@ static enum outcome attempt(int i)
 		last_error = errno;
 		return OTHER;
 	}
+	if (opt.bind) {
+		/* a distinct node on loopback: another 127.0.0.x as the source */
+		struct sockaddr_in src = { .sin_family = AF_INET };
+		if (inet_pton(AF_INET, opt.bind, &src.sin_addr) != 1 ||
+		    bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+			last_error = errno;
+			close(fd);
+			return OTHER;
+		}
+	}
 	double start = now_ms(), deadline = start + opt.timeout_ms;
 	enum outcome out = OTHER;
 	int err = 0;
@@ -113,20 +125,49 @@ static enum outcome attempt(int i)
 	}
 	connect_ms[i] = now_ms() - start;
 
-	if (send(fd, "hello\n", 6, MSG_NOSIGNAL) < 0) {
-		out = errno == ECONNRESET || errno == EPIPE ? RESET : OTHER;
-		last_error = errno;
-		goto done;
-	}
+	/* the conversation: --lines exchanges, --gap apart; the deadline is
+	 * per exchange, so a slow but live server is not a failure */
 	char buf[256];
-	size_t got = 0;
-	bool replied = false;
+	for (int line = 1; line <= opt.lines; line++) {
+		bool replied = false;
+		size_t got = 0;
+		deadline = now_ms() + opt.timeout_ms;
+		if (line > 1 && opt.gap_ms)
+			usleep((useconds_t)opt.gap_ms * 1000);
+		if (send(fd, "hello\n", 6, MSG_NOSIGNAL) < 0) {
+			last_error = errno;
+			out = line > 1 ? DROPPED : errno == ECONNRESET || errno == EPIPE ? RESET : OTHER;
+			goto done;
+		}
+		while (!replied) {
+			if (wait_for(fd, POLLIN, deadline) <= 0) {
+				out = REPLY_TIMEOUT;
+				goto done;
+			}
+			ssize_t n = recv(fd, buf + got, sizeof buf - got - 1, 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0) {
+				if (n < 0)
+					last_error = errno;
+				out = line > 1 ? DROPPED : n == 0 ? CLOSED : errno == ECONNRESET ? RESET : OTHER;
+				goto done;
+			}
+			got += (size_t)n;
+			buf[got] = '\0';
+			replied = strchr(buf, '\n') != NULL;
+			if (got >= sizeof buf - 1)
+				got = 0;
+		}
+	}
+	/* every reply in: now the server should end the stream */
+	deadline = now_ms() + opt.timeout_ms;
 	for (;;) {
 		if (wait_for(fd, POLLIN, deadline) <= 0) {
-			out = replied ? NO_EOF : REPLY_TIMEOUT;
+			out = NO_EOF;
 			break;
 		}
-		ssize_t n = recv(fd, buf + got, sizeof buf - got - 1, 0);
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n < 0) {
@@ -135,15 +176,9 @@ static enum outcome attempt(int i)
 			break;
 		}
 		if (n == 0) {
-			out = replied ? OK : CLOSED;
+			out = OK;
 			break;
 		}
-		got += (size_t)n;
-		buf[got] = '\0';
-		if (strchr(buf, '\n'))
-			replied = true;
-		if (got >= sizeof buf - 1)
-			got = 0;
 	}
 done:
 	if (opt.hold_ms)
@@ -178,6 +213,8 @@ int main(int argc, char **argv)
 		{ "host", required_argument, NULL, 'H' },        { "port", required_argument, NULL, 'p' },
 		{ "count", required_argument, NULL, 'n' },       { "concurrency", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },     { "hold", required_argument, NULL, 'o' },
+		{ "lines", required_argument, NULL, 'l' },       { "gap", required_argument, NULL, 'g' },
+		{ "bind", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },              { NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -190,16 +227,21 @@ int main(int argc, char **argv)
 		case 'c': opt.concurrency = atoi(optarg); break;
 		case 't': opt.timeout_ms = atoi(optarg); break;
 		case 'o': opt.hold_ms = atoi(optarg); break;
+		case 'l': opt.lines = atoi(optarg); break;
+		case 'g': opt.gap_ms = atoi(optarg); break;
+		case 'b': opt.bind = optarg; break;
 		case 'h':
 		default:
 			fputs("Usage: kbdemo-client --port N [--host ADDR] [--count N] [--concurrency N]\n"
-			      "                     [--timeout MS] [--hold MS]\n",
+			      "                     [--timeout MS] [--hold MS] [--lines N] [--gap MS]\n"
+			      "                     [--bind IPV4]\n",
 			      c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (opt.port <= 0 || opt.count < 1 || opt.count > 100000 || opt.concurrency < 1 ||
-	    opt.concurrency > 512 || opt.timeout_ms < 1 || opt.timeout_ms > 600000) {
+	    opt.concurrency > 512 || opt.timeout_ms < 1 || opt.timeout_ms > 600000 || opt.lines < 1 ||
+	    opt.lines > 1000 || opt.gap_ms < 0 || opt.gap_ms > 60000) {
 		fputs("kbdemo-client: --port is required; --count 1..100000, --concurrency 1..512, --timeout 1..600000\n",
 		      stderr);
 		return 2;

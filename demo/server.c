@@ -1,8 +1,9 @@
 /*
  * server.c - kbdemo-server: a small, honest TCP server to point recipes at.
  *
- * It knows nothing of kbfault. Each connection gets one line read and one
- * line written ("ok N"), then is closed the way --close says, so every
+ * It knows nothing of kbfault. Each connection is a session of --lines
+ * exchanges (default 1): a line read, "ok N i" written. Then the
+ * connection is closed the way --close says, so every
  * entry point a real server uses to end a connection can be exercised:
  * close, shutdown+close (Python), syscall(SYS_close) (node), fclose on an
  * fdopen()ed stream, close_range. It prints "listening on ADDR:PORT" once
@@ -31,10 +32,10 @@ enum close_how { CLOSE_PLAIN, CLOSE_SHUTDOWN, CLOSE_SYSCALL, CLOSE_FCLOSE, CLOSE
 
 static struct {
 	const char *host;
-	int port, backlog, threads, max, idle_exit_s, slow_ms;
+	int port, backlog, threads, max, idle_exit_s, slow_ms, lines;
 	bool use_accept4, nonblock;
 	enum close_how close_how;
-} opt = { "127.0.0.1", 0, 128, 1, 0, 0, 0, true, false, CLOSE_PLAIN };
+} opt = { "127.0.0.1", 0, 128, 1, 0, 0, 0, 1, true, false, CLOSE_PLAIN };
 
 static volatile sig_atomic_t stopping;
 static int served, accept_errors, last_errno;
@@ -51,7 +52,7 @@ static void usage(FILE *to)
 	fputs("Usage: kbdemo-server [--host ADDR] [--port N] [--backlog N] [--threads N]\n"
 	      "                     [--accept accept|accept4] [--nonblock]  (accepted sockets)\n"
 	      "                     [--close close|shutdown|syscall|fclose|close-range]\n"
-	      "                     [--max N] [--idle-exit SECONDS] [--slow MS]\n",
+	      "                     [--max N] [--idle-exit SECONDS] [--slow MS] [--lines N]\n",
 	      to);
 }
 
@@ -82,22 +83,31 @@ static void end_connection(int c)
 	}
 }
 
+/* One session: up to --lines request lines, each answered "ok N i". A
+ * session ends early when the client goes away or the connection breaks
+ * (a cut session): the server then closes its end, as any server would. */
 static void serve(int c)
 {
 	char buf[256];
-	struct pollfd p = { c, POLLIN, 0 };
+	int number = 0;
 
-	/* the accepted socket may inherit O_NONBLOCK (accept4 flags): wait */
-	if (poll(&p, 1, 5000) == 1) {
+	for (int i = 1; i <= opt.lines; i++) {
+		struct pollfd p = { c, POLLIN, 0 };
+		/* the accepted socket may inherit O_NONBLOCK (accept4 flags): wait */
+		if (poll(&p, 1, 5000) != 1)
+			break;
 		ssize_t n = read(c, buf, sizeof buf);
-		(void)n;
+		if (n <= 0)
+			break;
+		if (number == 0) {
+			pthread_mutex_lock(&stats_lock);
+			number = ++served;
+			pthread_mutex_unlock(&stats_lock);
+		}
+		int len = snprintf(buf, sizeof buf, "ok %d %d\n", number, i);
+		if (write(c, buf, (size_t)len) < 0)
+			break;
 	}
-	pthread_mutex_lock(&stats_lock);
-	int number = ++served;
-	pthread_mutex_unlock(&stats_lock);
-	int len = snprintf(buf, sizeof buf, "ok %d\n", number);
-	ssize_t w = write(c, buf, (size_t)len);
-	(void)w;
 	end_connection(c);
 }
 
@@ -144,6 +154,7 @@ int main(int argc, char **argv)
 		{ "accept", required_argument, NULL, 'a' }, { "close", required_argument, NULL, 'c' },
 		{ "nonblock", no_argument, NULL, 'n' },      { "max", required_argument, NULL, 'm' },
 		{ "idle-exit", required_argument, NULL, 'i' }, { "slow", required_argument, NULL, 's' },
+		{ "lines", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -157,6 +168,7 @@ int main(int argc, char **argv)
 		case 'm': opt.max = atoi(optarg); break;
 		case 'i': opt.idle_exit_s = atoi(optarg); break;
 		case 's': opt.slow_ms = atoi(optarg); break;
+		case 'l': opt.lines = atoi(optarg); break;
 		case 'n': opt.nonblock = true; break;
 		case 'a':
 			if (strcmp(optarg, "accept") == 0)
@@ -183,7 +195,7 @@ int main(int argc, char **argv)
 			goto bad;
 		}
 	}
-	if (opt.threads < 1 || opt.threads > 64)
+	if (opt.threads < 1 || opt.threads > 64 || opt.lines < 1)
 		goto bad;
 
 	struct sigaction sa;
