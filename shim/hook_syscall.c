@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,6 +17,32 @@
 #include "hooks.h"
 #include "real.h"
 #include "shim.h"
+
+/* The system calls this hook routes to kbfault. Every other number -
+ * futex, open, read, mmap from whatever library calls syscall() directly -
+ * goes straight through, and never so much as starts kbfault: jemalloc
+ * calls syscall(SYS_open) while holding its initialisation lock. */
+static bool intercepted(long nr)
+{
+	switch (nr) {
+	case SYS_close:
+	case SYS_shutdown:
+	case SYS_listen:
+#ifdef SYS_accept
+	case SYS_accept:
+#endif
+	case SYS_accept4:
+	case SYS_connect:
+	case SYS_close_range:
+#ifdef SYS_dup2
+	case SYS_dup2:
+#endif
+	case SYS_dup3:
+		return true;
+	default:
+		return false;
+	}
+}
 
 static long slow(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
@@ -63,5 +90,10 @@ KB_API long syscall(long nr, ...)
 	va_end(ap);
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
 		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
+	if (!intercepted(nr)) {
+		if (kb_real.syscall)
+			return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
+		return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
+	}
 	return slow(nr, a1, a2, a3, a4, a5, a6);
 }

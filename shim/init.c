@@ -26,10 +26,12 @@
 #include <unistd.h>
 
 #include "kbfault/kbfault.h"
+#include "kbfault/mem.h"
 #include "kbfault/paths.h"
 #include "kbfault/recipe.h"
 #include "kbfault/scan.h"
 #include "act.h"
+#include "arena.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "log.h"
@@ -197,6 +199,8 @@ static void init(void)
 	const char *v;
 
 	kb_guard_enter();
+	/* nothing in start-up may call the host's malloc: see mem.h */
+	kb_mem_use(&kb_arena);
 	kb_real_resolve();
 	kb_shim.start_ns = mono_ns();
 	read_names();

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kbfault/mem.h"
 #include "act.h"
 #include "fdtable.h"
 #include "guard.h"
@@ -86,7 +87,7 @@ void kb_queue_listen(int fd, const struct kb_verdict *v, int backlog, const stru
 		if (queues[i].fd < 0)
 			q = &queues[i];
 	if (q && q->held == NULL)
-		q->held = calloc(KB_QUEUE_MAX, sizeof *q->held);
+		q->held = kb_alloc(KB_QUEUE_MAX * sizeof *q->held);
 	if (q == NULL || q->held == NULL) {
 		spin_unlock(&table_lock);
 		return; /* more listeners than we emulate: this one stays plain */

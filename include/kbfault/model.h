@@ -149,6 +149,7 @@ struct kb_recipe {
 	bool has_seed;
 	size_t nrules;
 	struct kb_rule *rules; /* nrules entries, file order */
+	size_t rules_cap;      /* entries allocated */
 	size_t nparams;
 	struct kb_param params[KB_MAX_PARAMS];
 };

@@ -5,11 +5,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 bool kb_recipe_ref_is_path(const char *ref)
 {
@@ -52,27 +54,34 @@ int kb_recipe_find(const char *ref, const char *const *dirs, char *out, size_t l
 		char exact[4096 + 80];
 		char match[4096 + 300] = "";
 		size_t matches = 0;
-		DIR *d = opendir(dirs[i]);
+		/* getdents64 rather than opendir: the shim may look a recipe up
+		 * while it starts, and must not call the host's malloc then */
+		int d = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-		if (d == NULL)
+		if (d < 0)
 			continue;
 		kb_append(tried, sizeof tried, &used, "%s%s", used ? ", " : "", dirs[i]);
 		snprintf(exact, sizeof exact, "%s/%s.kbf", dirs[i], ref);
 		if (is_file(exact)) {
-			closedir(d);
+			close(d);
 			return found(exact, out, len, err);
 		}
-		struct dirent *e;
 		size_t rl = strlen(ref);
-		while ((e = readdir(d)) != NULL) {
-			size_t n = strlen(e->d_name);
-			if (n > 4 && strcmp(e->d_name + n - 4, ".kbf") == 0 &&
-			    strncmp(e->d_name, ref, rl) == 0) {
-				matches++;
-				snprintf(match, sizeof match, "%s/%s", dirs[i], e->d_name);
+		char buf[4096] __attribute__((aligned(8)));
+		ssize_t got;
+		while ((got = getdents64(d, buf, sizeof buf)) > 0) {
+			for (ssize_t off = 0; off < got;) {
+				struct dirent64 *e = (struct dirent64 *)(buf + off);
+				size_t n = strlen(e->d_name);
+				if (n > 4 && strcmp(e->d_name + n - 4, ".kbf") == 0 &&
+				    strncmp(e->d_name, ref, rl) == 0) {
+					matches++;
+					snprintf(match, sizeof match, "%s/%s", dirs[i], e->d_name);
+				}
+				off += e->d_reclen;
 			}
 		}
-		closedir(d);
+		close(d);
 		if (matches == 1)
 			return found(match, out, len, err);
 		if (matches > 1)

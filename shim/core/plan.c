@@ -4,10 +4,10 @@
  */
 #include "kbfault/decide.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "kbfault/errnos.h"
+#include "kbfault/mem.h"
 
 bool kb_rule_for_program(const struct kb_rule *r, const char *const *names)
 {
@@ -33,7 +33,7 @@ static bool exact_port(const struct kb_rule *r)
 
 static int list_add(struct kb_rule_list *l, const struct kb_rule *r)
 {
-	const struct kb_rule **n = realloc(l->rules, (l->n + 1) * sizeof *n);
+	const struct kb_rule **n = kb_realloc(l->rules, l->n * sizeof *n, (l->n + 1) * sizeof *n);
 
 	if (n == NULL)
 		return -1;
@@ -65,7 +65,7 @@ static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_
 		uint32_t size = 4;
 		while (size < nports * 2)
 			size *= 2;
-		b->slots = calloc(size, sizeof *b->slots);
+		b->slots = kb_alloc(size * sizeof *b->slots);
 		if (b->slots == NULL)
 			return -1;
 		b->mask = size - 1;
@@ -110,8 +110,9 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 	memset(plan, 0, sizeof *plan);
 	plan->recipe = recipe;
 	plan->seed = seed;
-	plan->counter = calloc(recipe->nrules ? recipe->nrules : 1, sizeof *plan->counter);
-	scratch = calloc(recipe->nrules ? recipe->nrules : 1, sizeof *scratch);
+	size_t nrules = recipe->nrules ? recipe->nrules : 1;
+	plan->counter = kb_alloc(nrules * sizeof *plan->counter);
+	scratch = kb_alloc(nrules * sizeof *scratch);
 	if (plan->counter == NULL || scratch == NULL)
 		goto oom;
 
@@ -120,7 +121,7 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 	for (size_t i = 0; i < recipe->nrules; i++) {
 		const struct kb_rule *r = &recipe->rules[i];
 		if (r->scope == KB_SCOPE_TREE && tree_ctr == NULL) {
-			free(scratch);
+			kb_free(scratch, nrules * sizeof *scratch);
 			kb_plan_free(plan);
 			return kb_diag_set(err, recipe->path, r->line, 1,
 					   "rule '%s' wants tree counters, but no shared memory was given",
@@ -172,10 +173,10 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 				plan->uses_tree = true;
 		}
 	}
-	free(scratch);
+	kb_free(scratch, nrules * sizeof *scratch);
 	return 0;
 oom:
-	free(scratch);
+	kb_free(scratch, nrules * sizeof *scratch);
 	kb_plan_free(plan);
 	return kb_diag_set(err, recipe->path, 0, 0, "out of memory while indexing rules");
 }
@@ -185,12 +186,12 @@ void kb_plan_free(struct kb_plan *plan)
 	for (int c = 0; c < KB_CALL_COUNT; c++) {
 		for (int r = 0; r < KB_ROLE_COUNT; r++) {
 			struct kb_bucket *b = &plan->bucket[c][r];
-			free(b->any.rules);
+			kb_free(b->any.rules, b->any.n * sizeof *b->any.rules);
 			for (uint32_t k = 0; b->mask && k <= b->mask; k++)
-				free(b->slots[k].list.rules);
-			free(b->slots);
+				kb_free(b->slots[k].list.rules, b->slots[k].list.n * sizeof *b->slots[k].list.rules);
+			kb_free(b->slots, b->mask ? (b->mask + 1) * sizeof *b->slots : 0);
 		}
 	}
-	free(plan->counter);
+	kb_free(plan->counter, (plan->recipe && plan->recipe->nrules ? plan->recipe->nrules : 1) * sizeof *plan->counter);
 	memset(plan, 0, sizeof *plan);
 }

@@ -19,6 +19,7 @@
 
 #include "kbfault/addr.h"
 #include "kbfault/errnos.h"
+#include "kbfault/mem.h"
 #include "kbfault/prng.h"
 #include "kbfault/scan.h"
 #include "kbfault/stanza.h"
@@ -704,7 +705,7 @@ static int rule_begin(struct parser *p, const struct kb_line *ln)
 		return fail_at(p, ln, 0, "more than %d rules", KB_MAX_RULES);
 	if (p->r->nrules == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 8;
-		struct kb_rule *n = realloc(p->r->rules, cap * sizeof *n);
+		struct kb_rule *n = kb_realloc(p->r->rules, p->cap * sizeof *n, cap * sizeof *n);
 		if (n == NULL)
 			return fail_at(p, ln, 0, "out of memory");
 		p->r->rules = n;
@@ -846,8 +847,8 @@ static void name_from_path(const char *path, char *out, size_t len)
 int kb_recipe_parse(const char *path, char *text, size_t len, struct kb_overrides *ov,
 		    struct kb_recipe *out, struct kb_diag *err)
 {
-	struct parser *p = calloc(1, sizeof *p);
-	struct kb_line *ln = calloc(1, sizeof *ln);
+	struct parser *p = kb_alloc(sizeof *p);
+	struct kb_line *ln = kb_alloc(sizeof *ln);
 	size_t pos = 0;
 	unsigned lineno = 0;
 	char *line;
@@ -908,8 +909,10 @@ int kb_recipe_parse(const char *path, char *text, size_t len, struct kb_override
 done:
 	if (rc < 0)
 		kb_recipe_free(out);
-	free(p);
-	free(ln);
+	else
+		out->rules_cap = p->cap;
+	kb_free(p, sizeof *p);
+	kb_free(ln, sizeof *ln);
 	return rc;
 }
 
@@ -923,13 +926,14 @@ int kb_recipe_load(const char *path, struct kb_overrides *ov, struct kb_recipe *
 	if (kb_text_read(path, &text, &len, err) < 0)
 		return -1;
 	int rc = kb_recipe_parse(path, text, len, ov, out, err);
-	free(text);
+	kb_free(text, len + 1);
 	return rc;
 }
 
 void kb_recipe_free(struct kb_recipe *r)
 {
-	free(r->rules);
+	kb_free(r->rules, r->rules_cap * sizeof *r->rules);
+	r->rules_cap = 0;
 	r->rules = NULL;
 	r->nrules = 0;
 }

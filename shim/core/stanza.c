@@ -3,6 +3,8 @@
  */
 #include "kbfault/stanza.h"
 
+#include "kbfault/mem.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -38,7 +40,7 @@ int kb_text_read(const char *path, char **text, size_t *len, struct kb_diag *err
 		return kb_diag_set(err, path, 0, 0, "is %lld bytes, more than the %d allowed",
 				   (long long)st.st_size, KB_TEXT_MAX);
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	buf = kb_alloc((size_t)st.st_size + 1);
 	if (buf == NULL) {
 		close(fd);
 		return kb_diag_set(err, path, 0, 0, "out of memory");
@@ -49,7 +51,7 @@ int kb_text_read(const char *path, char **text, size_t *len, struct kb_diag *err
 			continue;
 		if (n < 0) {
 			int e = errno;
-			free(buf);
+			kb_free(buf, (size_t)st.st_size + 1);
 			close(fd);
 			return kb_diag_set(err, path, 0, 0, "cannot read: %s", strerror(e));
 		}

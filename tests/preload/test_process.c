@@ -123,3 +123,18 @@ Test(process, log_survives_a_host_that_closes_everything)
 		     "the injection after close loops, close_range, closefrom and dup2 is still logged");
 	kbt_log_free(&l);
 }
+
+Test(process, start_up_never_calls_the_hosts_allocator)
+{
+	/* The allocator's first malloc makes syscall(SYS_close) while it holds
+	 * its lock; that starts kbfault, and kbfault's start-up must not
+	 * allocate through it (redis with jemalloc hung exactly so). */
+	char *out, *err, env[600], preload[9000];
+	snprintf(env, sizeof env, "KBFAULT_RECIPE=%s", kbt_write("cap.kbf", "rule five\n  on listen\n  action backlog 5\n"));
+	snprintf(preload, sizeof preload, "LD_PRELOAD=%s %s", kbt_build("libkbfault.so"),
+		 kbt_build("helpers/libkbt_allocator.so"));
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "listen", "64", NULL };
+	int rc = kbt_run(argv, (const char *[]){ preload, env, "KBFAULT_LOG=/dev/null", NULL }, false, 10000, &out, &err);
+	cr_assert_eq(rc, 0, "exit %d (99: kbfault allocated inside the allocator): %s", rc, err);
+	cr_assert(strstr(out, "backlog 5\n"), "%s", out);
+}
