@@ -48,6 +48,7 @@ SHIM_SRC := $(wildcard shim/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 PRE_SRC  := $(wildcard tests/preload/*.c)
+E2E_SRC  := $(wildcard tests/e2e/*.c) tests/preload/harness.c
 HELPERS  := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%,$(filter-out tests/helpers/lib%,$(wildcard tests/helpers/*.c)))
 HELPER_LIBS := $(patsubst tests/helpers/%.c,$(BUILD)/helpers/%.so,$(wildcard tests/helpers/lib*.c))
 DEMO     := $(BUILD)/kbdemo-server $(BUILD)/kbdemo-client
@@ -60,13 +61,13 @@ CLI_A   := $(BUILD)/libkbcli.a
 CLI     := $(BUILD)/kbfault
 
 .SECONDARY:
-.PHONY: all check test unit preload demo install uninstall clean deps-test
+.PHONY: all check test unit preload e2e demo install uninstall clean deps-test
 all: $(LIB) $(CLI) $(DEMO)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(KB_CFLAGS) $(SAN) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(KB_CFLAGS) $(if $(filter tests/e2e/%,$<),-Itests/preload) $(SAN) $(CFLAGS) -c $< -o $@
 
 $(CORE_A): $(call obj,$(CORE_SRC))
 	@$(if $(Q),echo "  AR      $@")
@@ -106,6 +107,10 @@ $(BUILD)/unit-tests: $(call obj,$(UNIT_SRC)) $(CLI_A) $(CORE_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^ -lcriterion
 
+$(BUILD)/e2e-tests: $(call obj,$(E2E_SRC)) $(CORE_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^ -lcriterion
+
 $(BUILD)/preload-tests: $(call obj,$(PRE_SRC)) $(CORE_A)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -pthread $(SAN) $(LDFLAGS) -o $@ $^ -lcriterion
@@ -121,7 +126,15 @@ unit: deps-test $(BUILD)/unit-tests
 preload: deps-test all $(HELPERS) $(HELPER_LIBS) $(BUILD)/preload-tests
 	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
-check: unit preload
+# The real servers and clients the end-to-end tests drive, from Debian.
+E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps
+
+# One test at a time: they measure latencies of bursts on 2 cores.
+e2e: deps-test all $(BUILD)/e2e-tests
+	$(Q)scripts/ensure-packages $(E2E_PACKAGES)
+	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
+
+check: unit preload e2e
 test: check
 
 demo: all

@@ -40,8 +40,9 @@ static const char *const outcome_names[OUTCOMES] = {
 
 static struct {
 	const char *host, *bind;
+	char *request, *final; /* what each exchange sends; sent after the last one */
 	int port, count, concurrency, timeout_ms, hold_ms, lines, gap_ms;
-} opt = { "127.0.0.1", NULL, 0, 10, 1, 2000, 0, 1, 0 };
+} opt = { "127.0.0.1", NULL, NULL, NULL, 0, 10, 1, 2000, 0, 1, 0 };
 
 static int next_attempt;
 static int counts[OUTCOMES];
@@ -134,7 +135,7 @@ static enum outcome attempt(int i)
 		deadline = now_ms() + opt.timeout_ms;
 		if (line > 1 && opt.gap_ms)
 			usleep((useconds_t)opt.gap_ms * 1000);
-		if (send(fd, "hello\n", 6, MSG_NOSIGNAL) < 0) {
+		if (send(fd, opt.request, strlen(opt.request), MSG_NOSIGNAL) < 0) {
 			last_error = errno;
 			out = line > 1 ? DROPPED : errno == ECONNRESET || errno == EPIPE ? RESET : OTHER;
 			goto done;
@@ -160,7 +161,13 @@ static enum outcome attempt(int i)
 				got = 0;
 		}
 	}
-	/* every reply in: now the server should end the stream */
+	/* every reply in: say goodbye if the protocol wants it, then the
+	 * server should end the stream */
+	if (opt.final && send(fd, opt.final, strlen(opt.final), MSG_NOSIGNAL) < 0) {
+		last_error = errno;
+		out = DROPPED;
+		goto done;
+	}
 	deadline = now_ms() + opt.timeout_ms;
 	for (;;) {
 		if (wait_for(fd, POLLIN, deadline) <= 0) {
@@ -201,6 +208,23 @@ static void *worker(void *arg)
 	}
 }
 
+/* "\r\n" and "\n" in a command-line string become the characters, so a
+ * request can be written as 'PING\r\n'. */
+static char *unescape(const char *s)
+{
+	char *out = malloc(strlen(s) + 1), *o = out;
+	for (; *s; s++) {
+		if (s[0] == '\\' && (s[1] == 'r' || s[1] == 'n' || s[1] == '\\')) {
+			*o++ = s[1] == 'r' ? '\r' : s[1] == 'n' ? '\n' : '\\';
+			s++;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 static int by_value(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -215,6 +239,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },     { "hold", required_argument, NULL, 'o' },
 		{ "lines", required_argument, NULL, 'l' },       { "gap", required_argument, NULL, 'g' },
 		{ "bind", required_argument, NULL, 'b' },
+		{ "request", required_argument, NULL, 'r' },     { "final", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },              { NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -230,11 +255,15 @@ int main(int argc, char **argv)
 		case 'l': opt.lines = atoi(optarg); break;
 		case 'g': opt.gap_ms = atoi(optarg); break;
 		case 'b': opt.bind = optarg; break;
+		case 'r': opt.request = unescape(optarg); break;
+		case 'f': opt.final = unescape(optarg); break;
 		case 'h':
 		default:
 			fputs("Usage: kbdemo-client --port N [--host ADDR] [--count N] [--concurrency N]\n"
 			      "                     [--timeout MS] [--hold MS] [--lines N] [--gap MS]\n"
-			      "                     [--bind IPV4]\n",
+			      "                     [--bind IPV4] [--request STRING] [--final STRING]\n"
+			      "  --request  sent for each exchange (default \"hello\\n\"); \\r and \\n are understood\n"
+			      "  --final    sent after the last exchange (e.g. \"QUIT\\r\\n\" for redis)\n",
 			      c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
 		}
@@ -246,6 +275,8 @@ int main(int argc, char **argv)
 		      stderr);
 		return 2;
 	}
+	if (opt.request == NULL)
+		opt.request = unescape("hello\\n");
 	connect_ms = malloc(sizeof(double) * (size_t)opt.count);
 	for (int i = 0; i < opt.count; i++)
 		connect_ms[i] = -1;

@@ -86,7 +86,14 @@ void kbt_spawn(struct kbt_proc *p, const char *const *argv, const char *const *e
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	int rc = posix_spawn(&p->pid, argv[0], &fa, NULL, (char *const *)argv, env);
+	/* its own process group: a server's children (nginx's workers) can be
+	 * stopped with it, and nothing outlives the test */
+	posix_spawnattr_t attr;
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&attr, 0);
+	int rc = posix_spawn(&p->pid, argv[0], &fa, &attr, (char *const *)argv, env);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(rc));
 	close(out[1]);
@@ -124,7 +131,7 @@ char *kbt_line(struct kbt_proc *p, int timeout_ms)
 	return line;
 }
 
-static char *slurp(int fd)
+char *kbt_slurp_fd(int fd)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap);
@@ -150,7 +157,7 @@ int kbt_wait(struct kbt_proc *p, int timeout_ms, char **out, char **err)
 	while ((r = waitpid(p->pid, &status, WNOHANG)) == 0 && now_ms() < deadline)
 		usleep(5000);
 	if (r == 0) {
-		kill(p->pid, SIGKILL);
+		kill(-p->pid, SIGKILL);
 		waitpid(p->pid, &status, 0);
 		status = -1;
 	} else if (WIFEXITED(status)) {
@@ -158,7 +165,7 @@ int kbt_wait(struct kbt_proc *p, int timeout_ms, char **out, char **err)
 	} else if (WIFSIGNALED(status)) {
 		status = 128 + WTERMSIG(status);
 	}
-	char *o = slurp(p->out), *e = slurp(p->err);
+	char *o = kbt_slurp_fd(p->out), *e = kbt_slurp_fd(p->err);
 	if (out)
 		*out = o;
 	else

@@ -39,6 +39,9 @@ char *kbt_line(struct kbt_proc *p, int timeout_ms);
  * killing it at the deadline. Collects what is left of stdout/stderr. */
 int kbt_wait(struct kbt_proc *p, int timeout_ms, char **out, char **err);
 
+/* What is left to read on fd, until its end (closes fd). */
+char *kbt_slurp_fd(int fd);
+
 /* spawn + wait */
 int kbt_run(const char *const *argv, const char *const *env_extra, bool preload, int timeout_ms,
 	    char **out, char **err);
