@@ -14,7 +14,7 @@ struct entry {
 	uint64_t head;
 	uint64_t ino;
 	uint64_t peer[2];
-	uint64_t rule;
+	uint64_t tag;
 };
 
 #define TABLE_MAX (1 << 21) /* descriptors beyond this are never tracked */
@@ -55,7 +55,7 @@ static bool in_range(int fd)
 	return fd >= 0 && fd < table_len && table != NULL;
 }
 
-static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t rule)
+static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t tag)
 {
 	struct entry *e = &table[fd];
 
@@ -63,7 +63,7 @@ static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2],
 	__atomic_store_n(&e->ino, ino, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->peer[0], peer[0], __ATOMIC_RELAXED);
 	__atomic_store_n(&e->peer[1], peer[1], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->rule, rule, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->tag, tag, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->head, head, __ATOMIC_RELEASE);
 
 	int h = __atomic_load_n(&high, __ATOMIC_RELAXED);
@@ -102,7 +102,7 @@ bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 	out->peer.family = (uint8_t)(h >> 32);
 	out->peer.port = (uint16_t)(h >> 48);
 	memcpy(out->peer.bytes, pb, sizeof pb);
-	out->rule = (uint32_t)__atomic_load_n(&e->rule, __ATOMIC_RELAXED);
+	out->tag = __atomic_load_n(&e->tag, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -145,11 +145,11 @@ bool kb_fd_claim(int fd, unsigned flag)
 	return false;
 }
 
-void kb_fd_mark_rule(int fd, unsigned flags, uint32_t rule)
+void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag)
 {
 	if (!in_range(fd))
 		return;
-	__atomic_store_n(&table[fd].rule, rule, __ATOMIC_RELAXED);
+	__atomic_store_n(&table[fd].tag, tag, __ATOMIC_RELAXED);
 	kb_fd_mark(fd, flags);
 }
 

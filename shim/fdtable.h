@@ -38,8 +38,13 @@ struct kb_fd_info {
 	uint16_t lport;
 	uint64_t ino;
 	struct kb_addr peer;
-	uint32_t rule; /* KB_FD_SESSION: the rule's index + 1 */
+	uint64_t tag;  /* KB_FD_SESSION: the rule's index + 1 in the low 16 bits,
+			* the session's admission number above them */
 };
+
+#define KB_TAG(rule_index, seq) (((uint64_t)(seq) << 16) | (uint64_t)((rule_index) + 1))
+#define KB_TAG_RULE(tag) ((uint32_t)((tag) & 0xffff))      /* index + 1 */
+#define KB_TAG_SEQ(tag) ((tag) >> 16)
 
 int kb_fdtable_init(void);
 
@@ -57,8 +62,8 @@ void kb_fd_mark(int fd, unsigned flags);
  * two threads never both act on the same descriptor. */
 bool kb_fd_claim(int fd, unsigned flag);
 
-/* Adds flags and remembers which rule they belong to (index + 1). */
-void kb_fd_mark_rule(int fd, unsigned flags, uint32_t rule);
+/* Adds flags and a tag (KB_TAG) for the mechanism that set them. */
+void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag);
 
 bool kb_fd_lookup(int fd, struct kb_fd_info *out);
 

@@ -71,7 +71,13 @@ bool kb_session_refuse(const struct kb_site *site, const struct kb_verdict *v)
 	return refused;
 }
 
-/* Cuts one active session of rule r other than `except`, if there is one. */
+/* Admission order, so that a cut takes the oldest session: the one
+ * furthest into its conversation, as a gateway dropping "an existing
+ * session" would. (The lowest descriptor number would be the newest one,
+ * since numbers are reused at once.) */
+static uint64_t admitted;
+
+/* Cuts the oldest active session of rule r other than `except`, if any. */
 static void cut_one(const struct kb_verdict *v, enum kb_call call, const char *via, int except)
 {
 	const struct kb_rule *r = v->rule;
@@ -79,21 +85,31 @@ static void cut_one(const struct kb_verdict *v, enum kb_call call, const char *v
 	int limit = kb_fd_limit();
 	struct kb_fd_info info;
 
-	for (int fd = 0; fd < limit; fd++) {
-		if (fd == except || !kb_fd_lookup(fd, &info) || !(info.flags & KB_FD_SESSION) ||
-		    (info.flags & KB_FD_CUT) || info.rule != r->index + 1)
-			continue;
-		if (!kb_fd_claim(fd, KB_FD_CUT))
-			continue; /* another thread is cutting it */
+	for (int tries = 0; tries < 4; tries++) {
+		int victim = -1;
+		uint64_t oldest = UINT64_MAX;
+		for (int fd = 0; fd < limit; fd++) {
+			if (fd == except || !kb_fd_lookup(fd, &info) || !(info.flags & KB_FD_SESSION) ||
+			    (info.flags & KB_FD_CUT) || KB_TAG_RULE(info.tag) != r->index + 1)
+				continue;
+			if (KB_TAG_SEQ(info.tag) < oldest) {
+				oldest = KB_TAG_SEQ(info.tag);
+				victim = fd;
+			}
+		}
+		if (victim < 0)
+			return;
+		if (!kb_fd_claim(victim, KB_FD_CUT) || !kb_fd_lookup(victim, &info))
+			continue; /* another thread took it first: look again */
 		kb_sessions_cut(c);
-		struct kb_site victim = { call, via, fd, KB_ROLE_ACCEPTED, &info.peer };
+		struct kb_site site = { call, via, victim, KB_ROLE_ACCEPTED, &info.peer };
 		struct kb_effect e = KB_EFFECT_NONE;
 		e.effect = "cut";
 		e.reason = "session count reached zero";
 		e.has_count = true;
 		e.count = kb_sessions_count(c, r);
-		kb_log_inject(&victim, v, &e);
-		kb_reset_keep_open(fd);
+		kb_log_inject(&site, v, &e);
+		kb_reset_keep_open(victim);
 		return;
 	}
 }
@@ -104,7 +120,7 @@ void kb_session_admit(int conn, const struct kb_site *site, const struct kb_verd
 	struct kb_counter *c = kb_shim.plan.counter[r->index];
 	int saved = errno;
 
-	kb_fd_mark_rule(conn, KB_FD_SESSION, r->index + 1);
+	kb_fd_mark_tag(conn, KB_FD_SESSION, KB_TAG(r->index, __atomic_add_fetch(&admitted, 1, __ATOMIC_RELAXED)));
 	kb_sessions_admit(c, r);
 	if (kb_sessions_must_cut(c, r))
 		cut_one(v, site->call, site->via, conn);
@@ -113,9 +129,10 @@ void kb_session_admit(int conn, const struct kb_site *site, const struct kb_verd
 
 void kb_session_end(int fd, const struct kb_fd_info *info, const char *via)
 {
-	if (info->rule == 0 || info->rule > kb_shim.recipe.nrules)
+	uint32_t rule = KB_TAG_RULE(info->tag);
+	if (rule == 0 || rule > kb_shim.recipe.nrules)
 		return;
-	const struct kb_rule *r = &kb_shim.recipe.rules[info->rule - 1];
+	const struct kb_rule *r = &kb_shim.recipe.rules[rule - 1];
 	struct kb_counter *c = kb_shim.plan.counter[r->index];
 	struct kb_verdict v = { r, __atomic_load_n(&c->hits, __ATOMIC_RELAXED) };
 	int saved = errno;
