@@ -12,7 +12,8 @@
  *   no_eof           replied, but the server never ended the stream
  *   closed           the server ended the stream without replying
  *   dropped          the session broke after at least one reply and before
- *                    the last (--lines): cut mid-conversation
+ *                    the conversation was over (the last --lines reply, or
+ *                    the answer to --final): cut mid-conversation
  *   other            anything else (errno in "last_error")
  * Attempts run in --concurrency threads; all of it is bounded by --count
  * and --timeout. The summary is one JSON object on stdout, with connect
@@ -178,7 +179,10 @@ static enum outcome attempt(int i)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (n < 0) {
-			out = errno == ECONNRESET ? RESET : OTHER;
+			/* with a --final request outstanding the conversation
+			 * was not over: it was cut; without one, the server
+			 * ended a finished conversation with a reset */
+			out = errno != ECONNRESET ? OTHER : opt.final ? DROPPED : RESET;
 			last_error = errno;
 			break;
 		}
