@@ -13,6 +13,7 @@
  * It forwards to glibc's allocator (__libc_malloc and friends) otherwise.
  */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
