@@ -159,6 +159,7 @@ int kb_cmd_run(int argc, char **argv)
 
 	execvp(argv[optind], argv + optind);
 	int e = errno;
+	free(preload);
 	kb_cli_error("run: cannot execute %s: %s", argv[optind], strerror(e));
 	return e == ENOENT ? KB_EXIT_NOTFOUND : KB_EXIT_NOEXEC;
 }
