@@ -47,7 +47,7 @@ static struct {
 
 static int next_attempt;
 static int counts[OUTCOMES];
-static int last_error;
+static int last_error; /* the last errno any thread saw: written atomically */
 static double *connect_ms; /* per attempt; -1 when it never connected */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -93,7 +93,7 @@ static enum outcome attempt(int i)
 	}
 	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		last_error = errno;
+		__atomic_store_n(&last_error, errno, __ATOMIC_RELAXED);
 		return OTHER;
 	}
 	if (opt.bind) {
@@ -101,7 +101,7 @@ static enum outcome attempt(int i)
 		struct sockaddr_in src = { .sin_family = AF_INET };
 		if (inet_pton(AF_INET, opt.bind, &src.sin_addr) != 1 ||
 		    bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
-			last_error = errno;
+			__atomic_store_n(&last_error, errno, __ATOMIC_RELAXED);
 			close(fd);
 			return OTHER;
 		}
@@ -122,7 +122,7 @@ static enum outcome attempt(int i)
 	if (err) {
 		out = err == ECONNREFUSED ? REFUSED : err == ECONNRESET ? RESET : OTHER;
 		if (out == OTHER)
-			last_error = err;
+			__atomic_store_n(&last_error, err, __ATOMIC_RELAXED);
 		goto done;
 	}
 	connect_ms[i] = now_ms() - start;
@@ -137,7 +137,7 @@ static enum outcome attempt(int i)
 		if (line > 1 && opt.gap_ms)
 			usleep((useconds_t)opt.gap_ms * 1000);
 		if (send(fd, opt.request, strlen(opt.request), MSG_NOSIGNAL) < 0) {
-			last_error = errno;
+			__atomic_store_n(&last_error, errno, __ATOMIC_RELAXED);
 			out = line > 1 ? DROPPED : errno == ECONNRESET || errno == EPIPE ? RESET : OTHER;
 			goto done;
 		}
@@ -151,7 +151,7 @@ static enum outcome attempt(int i)
 				continue;
 			if (n <= 0) {
 				if (n < 0)
-					last_error = errno;
+					__atomic_store_n(&last_error, errno, __ATOMIC_RELAXED);
 				out = line > 1 ? DROPPED : n == 0 ? CLOSED : errno == ECONNRESET ? RESET : OTHER;
 				goto done;
 			}
@@ -165,7 +165,7 @@ static enum outcome attempt(int i)
 	/* every reply in: say goodbye if the protocol wants it, then the
 	 * server should end the stream */
 	if (opt.final && send(fd, opt.final, strlen(opt.final), MSG_NOSIGNAL) < 0) {
-		last_error = errno;
+		__atomic_store_n(&last_error, errno, __ATOMIC_RELAXED);
 		out = DROPPED;
 		goto done;
 	}
@@ -183,7 +183,7 @@ static enum outcome attempt(int i)
 			 * was not over: it was cut; without one, the server
 			 * ended a finished conversation with a reset */
 			out = errno != ECONNRESET ? OTHER : opt.final ? DROPPED : RESET;
-			last_error = errno;
+			__atomic_store_n(&last_error, errno, __ATOMIC_RELAXED);
 			break;
 		}
 		if (n == 0) {
@@ -308,8 +308,9 @@ int main(int argc, char **argv)
 		printf(",\"connect_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}", lat[(n - 1) * 50 / 100],
 		       lat[(n - 1) * 90 / 100], lat[(n - 1) * 99 / 100], lat[n - 1]);
 	}
-	if (last_error)
-		printf(",\"last_error\":\"%s\"", strerrorname_np(last_error));
+	int e = __atomic_load_n(&last_error, __ATOMIC_RELAXED);
+	if (e)
+		printf(",\"last_error\":\"%s\"", strerrorname_np(e));
 	printf("}\n");
 	free(lat);
 	free(connect_ms);

@@ -37,14 +37,16 @@ static struct {
 	enum close_how close_how;
 } opt = { "127.0.0.1", 0, 128, 1, 0, 0, 0, 1, true, false, CLOSE_PLAIN };
 
-static volatile sig_atomic_t stopping;
+/* set by the signal handler and by the main thread, read by every
+ * accepting thread: atomics (lock-free, so safe in a handler too) */
+static int stopping;
 static int served, accept_errors, last_errno;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	stopping = 1;
+	__atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
 }
 
 static void usage(FILE *to)
@@ -99,11 +101,8 @@ static void serve(int c)
 		ssize_t n = read(c, buf, sizeof buf);
 		if (n <= 0)
 			break;
-		if (number == 0) {
-			pthread_mutex_lock(&stats_lock);
-			number = ++served;
-			pthread_mutex_unlock(&stats_lock);
-		}
+		if (number == 0)
+			number = __atomic_add_fetch(&served, 1, __ATOMIC_RELAXED);
 		int len = snprintf(buf, sizeof buf, "ok %d %d\n", number, i);
 		if (write(c, buf, (size_t)len) < 0)
 			break;
@@ -116,7 +115,7 @@ static void *accept_loop(void *arg)
 	int lfd = *(int *)arg;
 	time_t last = time(NULL);
 
-	while (!stopping) {
+	while (!__atomic_load_n(&stopping, __ATOMIC_RELAXED)) {
 		if (opt.max && __atomic_load_n(&served, __ATOMIC_RELAXED) >= opt.max)
 			break;
 		if (opt.idle_exit_s && time(NULL) - last >= opt.idle_exit_s)
@@ -245,10 +244,10 @@ int main(int argc, char **argv)
 	for (int i = 1; i < opt.threads; i++)
 		pthread_create(&tids[i], NULL, accept_loop, &lfd);
 	accept_loop(&lfd);
-	stopping = 1;
+	__atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
 	for (int i = 1; i < opt.threads; i++)
 		pthread_join(tids[i], NULL);
-	printf("{\"served\":%d,\"accept_errors\":%d,\"last_errno\":\"%s\"}\n", served, accept_errors,
+	printf("{\"served\":%d,\"accept_errors\":%d,\"last_errno\":\"%s\"}\n", __atomic_load_n(&served, __ATOMIC_RELAXED), accept_errors,
 	       last_errno ? strerrorname_np(last_errno) : "");
 	return 0;
 bad:
