@@ -70,9 +70,19 @@ void kbt_spawn(struct kbt_proc *p, const char *const *argv, const char *const *e
 	int out[2], err[2];
 	posix_spawn_file_actions_t fa;
 
+	/* under make check-asan the test runner does not hunt its own leaks
+	 * (each test is a short-lived process), but every program it starts -
+	 * and the shim inside it - is checked: KB_CHILD_ASAN_OPTIONS */
+	static char child_asan[512];
+	const char *ca = getenv("KB_CHILD_ASAN_OPTIONS");
 	for (char **e = environ; *e && n < 400; e++)
-		if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "KBFAULT_", 8) != 0)
+		if (strncmp(*e, "LD_PRELOAD=", 11) != 0 && strncmp(*e, "KBFAULT_", 8) != 0 &&
+		    !(ca && strncmp(*e, "ASAN_OPTIONS=", 13) == 0))
 			env[n++] = *e;
+	if (ca) {
+		snprintf(child_asan, sizeof child_asan, "ASAN_OPTIONS=%s", ca);
+		env[n++] = child_asan;
+	}
 	if (preload) {
 		snprintf(preload_var, sizeof preload_var, "LD_PRELOAD=%s", kbt_build("libkbfault.so"));
 		env[n++] = preload_var;
