@@ -61,7 +61,7 @@ CLI_A   := $(BUILD)/libkbcli.a
 CLI     := $(BUILD)/kbfault
 
 .SECONDARY:
-.PHONY: all check test unit preload e2e demo install uninstall clean deps-test check-asan check-tsan helpers
+.PHONY: all check test unit preload e2e demo install uninstall clean deps-test check-asan check-tsan helpers fuzz
 all: $(LIB) $(CLI) $(DEMO)
 
 $(BUILD)/obj/%.o: %.c
@@ -155,6 +155,35 @@ check-asan:
 	$(Q)KB_SANITIZER=asan ASAN_OPTIONS=$(ASAN_BASE):detect_leaks=0 KB_CHILD_ASAN_OPTIONS=$(ASAN_BASE):detect_leaks=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g" SAN="$(SAN_ASAN)" unit preload
+
+# libFuzzer, with ASan and UBSan, on the recipe parser and the log reader,
+# for FUZZ_SECONDS each. New inputs go to build-fuzz/; the seeds in
+# tests/fuzz/corpus/ are read, never written; a crash is saved in
+# build-fuzz/ and fails the target.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Icli -g -O1 -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -DKB_VERSION='"$(VERSION)"' -DKB_RECIPE_DIR='"$(RECIPEDIR)"'
+FUZZ_TARGETS := recipe json
+
+build-fuzz/fuzz-recipe: tests/fuzz/fuzz_recipe.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
+build-fuzz/fuzz-json: tests/fuzz/fuzz_json.c cli/logsum.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
+
+fuzz:
+	$(Q)scripts/ensure-packages clang libclang-rt-dev
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=build-fuzz/fuzz-%)
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus-$$t && \
+		echo "fuzzing the $$t reader for $(FUZZ_SECONDS)s" && \
+		build-fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 \
+			-artifact_prefix=build-fuzz/crash-$$t- -print_final_stats=1 \
+			build-fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>build-fuzz/fuzz-$$t.log || \
+			{ tail -40 build-fuzz/fuzz-$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^Done' build-fuzz/fuzz-$$t.log; \
+	done
 
 # ThreadSanitizer cannot run inside Criterion's own runner (it crashes in
 # the uninstrumented library), so the plain test runner drives
