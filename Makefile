@@ -61,7 +61,7 @@ CLI_A   := $(BUILD)/libkbcli.a
 CLI     := $(BUILD)/kbfault
 
 .SECONDARY:
-.PHONY: all check test unit preload e2e demo install uninstall clean deps-test check-asan check-tsan helpers fuzz
+.PHONY: all check test unit preload e2e demo install uninstall clean deps-test check-asan check-tsan helpers fuzz check-valgrind
 all: $(LIB) $(CLI) $(DEMO)
 
 $(BUILD)/obj/%.o: %.c
@@ -155,6 +155,15 @@ check-asan:
 	$(Q)KB_SANITIZER=asan ASAN_OPTIONS=$(ASAN_BASE):detect_leaks=0 KB_CHILD_ASAN_OPTIONS=$(ASAN_BASE):detect_leaks=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g" SAN="$(SAN_ASAN)" unit preload
+
+# memcheck: the unit tests, and the preload tests with every host program
+# (and the shim in it) under valgrind; the load generator runs natively.
+VALGRIND := valgrind -q --error-exitcode=95 --leak-check=full --errors-for-leak-kinds=definite
+check-valgrind: deps-test all helpers $(BUILD)/unit-tests $(BUILD)/preload-tests
+	$(Q)scripts/ensure-packages valgrind
+	$(Q)$(VALGRIND) --trace-children=yes $(BUILD)/unit-tests --jobs 1 $(CRITERION_FLAGS)
+	$(Q)KB_SANITIZER=valgrind KB_VALGRIND=1 KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) \
+		$(BUILD)/preload-tests --jobs 1 $(CRITERION_FLAGS)
 
 # libFuzzer, with ASan and UBSan, on the recipe parser and the log reader,
 # for FUZZ_SECONDS each. New inputs go to build-fuzz/; the seeds in

@@ -49,7 +49,7 @@ Test(cli, run_arms_the_shim_in_the_command)
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert(strstr(out, "backlog 4\n"), "%s", out);
 	struct kbt_log l = kbt_log_read(log);
-	cr_assert_eq(kbt_log_count(&l, "event", "start", "seed", "9", "params", "cap=4", NULL), 1);
+	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "seed", "9", "params", "cap=4", NULL), 1);
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "backlog", "4", NULL), 1);
 	kbt_log_free(&l);
 }

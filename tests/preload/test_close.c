@@ -27,7 +27,7 @@ static void leaks_with(const char *how, const char *via, int n)
 	cr_assert_eq(kbt_json_num(out, "served"), n, "%s", out);
 
 	struct kbt_log l = kbt_log_read(log);
-	cr_assert_eq(kbt_log_count(&l, "event", "start", NULL), 1);
+	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbdemo-server", NULL), 1);
 	size_t closes = via ? kbt_log_count(&l, "event", "inject", "action", "leak", "call", "close", "via", via, NULL)
 			    : kbt_log_count(&l, "event", "inject", "action", "leak", "call", "close", NULL);
 	cr_assert_eq(closes, (size_t)n, "one leak line per connection, got %zu", closes);

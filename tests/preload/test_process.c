@@ -31,11 +31,13 @@ static void fork_case(const char *scope, size_t expected_leaks)
 	cr_assert(strstr(out, "child 0"), "%s", out);
 
 	struct kbt_log l = kbt_log_read(logpath());
-	cr_assert_eq(kbt_log_count(&l, "event", "start", "fork", "false", NULL), 1);
-	cr_assert_eq(kbt_log_count(&l, "event", "start", "fork", "true", NULL), 1, "the child announces itself");
+	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "fork", "false", NULL), 1);
+	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "fork", "true", NULL), 1,
+		     "the child announces itself");
 	const char *parent = NULL, *child = NULL;
 	for (size_t i = 0; i < l.n; i++) {
-		if (strcmp(kb_json_str(&l.line[i], "event"), "start") != 0)
+		if (strcmp(kb_json_str(&l.line[i], "event"), "start") != 0 ||
+		    strcmp(kb_json_str(&l.line[i], "program"), "kbt-probe") != 0)
 			continue;
 		if (strcmp(kb_json_str(&l.line[i], "fork"), "true") == 0) {
 			child = kb_json_str(&l.line[i], "pid");

@@ -182,8 +182,9 @@ Test(recipe_keys, every_bundled_recipe_parses)
 		struct kb_diag diag;
 		snprintf(path, sizeof path, "recipes/%s", e->d_name);
 		int rc = kb_recipe_load(path, NULL, &r, &diag);
-		kb_diag_format(&diag, msg, sizeof msg);
-		cr_assert_eq(rc, 0, "%s", msg);
+		if (rc < 0)
+			kb_diag_format(&diag, msg, sizeof msg);
+		cr_assert_eq(rc, 0, "%s", rc < 0 ? msg : "");
 		cr_assert_neq(r.about[0], '\0', "%s has an about line", path);
 		cr_assert_eq(strncmp(e->d_name, r.name, strlen(r.name)), 0, "%s is named after its file", path);
 		kb_recipe_free(&r);
