@@ -62,6 +62,26 @@ const char *kbt_write(const char *name, const char *text)
 	return p;
 }
 
+/* Every process group a test starts. A failed assertion abandons the test
+ * body before it stops its servers; this makes sure nothing it started
+ * outlives the test's process, whatever happened. */
+static pid_t started[128];
+static size_t nstarted;
+
+static void reap_everything(void)
+{
+	for (size_t i = 0; i < nstarted; i++)
+		kill(-started[i], SIGKILL);
+}
+
+static void remember(pid_t pid)
+{
+	if (nstarted == 0)
+		atexit(reap_everything);
+	if (nstarted < sizeof started / sizeof started[0])
+		started[nstarted++] = pid;
+}
+
 void kbt_spawn(struct kbt_proc *p, const char *const *argv, const char *const *env_extra, bool preload)
 {
 	char *env[512];
@@ -135,6 +155,7 @@ void kbt_spawn(struct kbt_proc *p, const char *const *argv, const char *const *e
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	cr_assert_eq(rc, 0, "cannot start %s: %s", argv[0], strerror(rc));
+	remember(p->pid);
 	close(out[1]);
 	close(err[1]);
 	p->out = out[0];
