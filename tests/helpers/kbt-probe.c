@@ -8,6 +8,12 @@
  *   kbt-probe connect PORT     connect to 127.0.0.1:PORT, non-blocking and blocking
  *   kbt-probe fork             accept one connection, fork, the child accepts one
  *   kbt-probe closeall         close every descriptor and dup2 over them, then serve one
+ *   kbt-probe spawn            run `kbt-probe listen 100` by posix_spawn, vfork+exec and fork+exec
+ *   kbt-probe daemon FILE      double-fork, setsid, close everything, write the port to FILE,
+ *                              serve one connection
+ *   kbt-probe forkstall        fork while another thread is inside accept()
+ *   kbt-probe sigclose         a signal handler calls close() while close() is in progress
+ *   kbt-probe storm N M        N processes, each calling listen() and close() M times
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int listener(int backlog, int *port)
@@ -158,6 +170,154 @@ static int do_closeall(void)
 	return 0;
 }
 
+extern char **environ;
+
+static int child_status(pid_t pid)
+{
+	int status;
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int do_spawn(const char *self)
+{
+	char *args[] = { (char *)self, (char *)"listen", (char *)"100", NULL };
+	pid_t pid;
+
+	fflush(stdout);
+	if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0)
+		return 1;
+	printf("posix_spawn %d\n", child_status(pid));
+	fflush(stdout);
+	pid = vfork();
+	if (pid == 0) {
+		execve(self, args, environ);
+		_exit(127);
+	}
+	printf("vfork %d\n", child_status(pid));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		execve(self, args, environ);
+		_exit(127);
+	}
+	printf("fork-exec %d\n", child_status(pid));
+	return 0;
+}
+
+static int do_daemon(const char *file)
+{
+	fflush(stdout);
+	if (fork() != 0)
+		return 0; /* the parent returns at once, as a daemon's does */
+	setsid();
+	if (fork() != 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		_exit(1);
+	umask(0);
+	for (int fd = 0; fd < 1024; fd++)
+		close(fd);
+	int null = open("/dev/null", O_RDWR);
+	dup2(null, 0);
+	dup2(null, 1);
+	dup2(null, 2);
+	int port;
+	int lfd = listener(16, &port);
+	char tmp[600];
+	snprintf(tmp, sizeof tmp, "%s.tmp", file);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		_exit(1);
+	fprintf(f, "%d %d\n", port, (int)getpid());
+	fclose(f);
+	rename(tmp, file);
+	serve_one(lfd);
+	_exit(0);
+}
+
+/* Thread 1 is inside accept() - stalled by the recipe's delay - when
+ * the main thread forks; the child uses the shim at once. */
+static void *accept_in_thread(void *arg)
+{
+	int lfd = *(int *)arg;
+	int c = accept(lfd, NULL, NULL);
+	if (c >= 0)
+		close(c);
+	return NULL;
+}
+
+static int do_forkstall(void)
+{
+	int port;
+	int lfd = listener(16, &port);
+	printf("port %d\n", port);
+	fflush(stdout);
+	pthread_t t;
+	pthread_create(&t, NULL, accept_in_thread, &lfd);
+	/* the test connects now; give the thread time to enter the hook */
+	struct timespec pause = { 0, 300 * 1000 * 1000 };
+	nanosleep(&pause, NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int p2;
+		int fd = listener(8, &p2);
+		close(fd);
+		_exit(0);
+	}
+	printf("child %d\n", child_status(pid));
+	pthread_join(t, NULL);
+	return 0;
+}
+
+static int other_fd = -1;
+
+static void close_in_handler(int sig)
+{
+	(void)sig;
+	close(other_fd); /* async-signal-safe, and a hooked call */
+}
+
+static int do_sigclose(void)
+{
+	int p1, p2;
+	int a = listener(8, &p1);
+	other_fd = listener(8, &p2);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = close_in_handler;
+	sigaction(SIGALRM, &sa, NULL);
+	/* the recipe delays every close of a listener: the alarm lands while
+	 * the first close is inside the hook, and its handler closes again */
+	struct itimerval it = { { 0, 0 }, { 0, 100 * 1000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+	int rc = close(a);
+	printf("close %d, in handler %s\n", rc, fcntl(other_fd, F_GETFD) < 0 ? "closed" : "open");
+	return 0;
+}
+
+static int do_storm(int procs, int times)
+{
+	for (int p = 0; p < procs; p++) {
+		if (fork() == 0) {
+			for (int i = 0; i < times; i++) {
+				int port;
+				close(listener(4, &port));
+			}
+			_exit(0);
+		}
+	}
+	int failed = 0;
+	while (procs-- > 0) {
+		int status;
+		if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+	}
+	printf("storm %s\n", failed ? "failed" : "done");
+	return failed != 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -172,6 +332,17 @@ int main(int argc, char **argv)
 		return do_fork();
 	if (argc >= 2 && strcmp(argv[1], "closeall") == 0)
 		return do_closeall();
-	fprintf(stderr, "usage: kbt-probe listen N | errno | connect PORT | fork | closeall\n");
+	if (argc >= 2 && strcmp(argv[1], "spawn") == 0)
+		return do_spawn(argv[0]);
+	if (argc >= 3 && strcmp(argv[1], "daemon") == 0)
+		return do_daemon(argv[2]);
+	if (argc >= 2 && strcmp(argv[1], "forkstall") == 0)
+		return do_forkstall();
+	if (argc >= 2 && strcmp(argv[1], "sigclose") == 0)
+		return do_sigclose();
+	if (argc >= 4 && strcmp(argv[1], "storm") == 0)
+		return do_storm(atoi(argv[2]), atoi(argv[3]));
+	fprintf(stderr, "usage: kbt-probe listen N | errno | connect PORT | fork | closeall | spawn | daemon FILE"
+			" | forkstall | sigclose | storm N M\n");
 	return 2;
 }

@@ -1,0 +1,192 @@
+/* The shim inside hosts that do unusual things: exec and spawn, daemonise,
+ * fork from one thread while another is inside a hook, close from a
+ * signal handler, get killed mid-run, append from many processes at once,
+ * or find a symlink where the log should be. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static const char *logpath(void)
+{
+	static char log[600];
+	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
+	return log;
+}
+
+/* env for a recipe given as text, logging to logpath() */
+static const char **under(const char *recipe)
+{
+	static char env_recipe[700], env_log[700];
+	static const char *env[3];
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	env[0] = env_recipe;
+	env[1] = env_log;
+	env[2] = NULL;
+	return env;
+}
+
+Test(hardening, exec_and_spawn_children_start_afresh)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "spawn", NULL };
+	int rc = kbt_run(argv, under("rule five\n  on listen\n  action backlog 5\n"), true, 20000, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert(strstr(out, "posix_spawn 0") && strstr(out, "vfork 0") && strstr(out, "fork-exec 0"), "%s", out);
+	char *at = out;
+	int capped = 0;
+	while ((at = strstr(at, "backlog 5\n")) != NULL) {
+		capped++;
+		at++;
+	}
+	cr_assert_eq(capped, 3, "each child has the shim, armed: %s", out);
+
+	struct kbt_log l = kbt_log_read(logpath());
+	/* parent, three exec'd children, and the fork before one exec (a
+	 * sanitizer may turn vfork into fork: then two) */
+	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "fork", "false", NULL), 4);
+	cr_assert_geq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "fork", "true", NULL), 1);
+	/* every exec'd child counts from one: three first hits, three pids */
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "hit", "1", NULL), 3);
+	const char *pids[3];
+	size_t n = 0;
+	for (size_t i = 0; i < l.n; i++)
+		if (strcmp(kb_json_str(&l.line[i], "event"), "inject") == 0)
+			pids[n++] = kb_json_str(&l.line[i], "pid");
+	cr_assert_eq(n, 3);
+	cr_assert(strcmp(pids[0], pids[1]) && strcmp(pids[1], pids[2]) && strcmp(pids[0], pids[2]),
+		  "under their own pids");
+	kbt_log_free(&l);
+}
+
+Test(hardening, a_daemon_keeps_its_log)
+{
+	char *out, *err, file[700];
+	snprintf(file, sizeof file, "%s/daemon.port", kbt_tmpdir());
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "daemon", file, NULL };
+	int rc = kbt_run(argv, under("rule keep\n  on close\n  role accepted\n  action leak\n"), true, 5000, &out, &err);
+	cr_assert_eq(rc, 0, "the parent returns at once: %s", err);
+	int port = 0, pid = 0;
+	for (int i = 0; i < 100 && port == 0; i++) {
+		FILE *f = fopen(file, "r");
+		if (f) {
+			if (fscanf(f, "%d %d", &port, &pid) != 2)
+				port = 0;
+			fclose(f);
+		}
+		if (port == 0)
+			usleep(50000);
+	}
+	cr_assert_gt(port, 0, "the daemon wrote its port");
+	free(kbt_client(port, 1, 1, 500));
+	char want[32];
+	snprintf(want, sizeof want, "%d", pid);
+	for (int i = 0; i < 40 && kill(pid, 0) == 0; i++)
+		usleep(50000);
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "leak", "pid", want, NULL), 1,
+		     "after setsid, chdir and closing every descriptor, the daemon's injection is logged");
+	kbt_log_free(&l);
+}
+
+Test(hardening, fork_while_another_thread_is_inside_the_shim)
+{
+	struct kbt_proc p;
+	char *out, *err;
+	kbt_spawn(&p, (const char *[]){ kbt_build("helpers/kbt-probe"), "forkstall", NULL },
+		  under("rule slow\n  on accept\n  delay 1s\n"), true);
+	cr_assert_str_eq(kbt_line(&p, 5000), "main");
+	int port = kbt_port_of(kbt_line(&p, 5000));
+	free(kbt_client(port, 1, 1, 3000));
+	cr_assert_eq(kbt_wait(&p, 10000, &out, &err), 0, "no deadlock: %s", err);
+	cr_assert(strstr(out, "child 0"), "the child used the shim and exited: %s", out);
+}
+
+Test(hardening, close_from_a_signal_handler_inside_close)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "sigclose", NULL };
+	int rc = kbt_run(argv, under("rule slow\n  on close\n  role listening\n  delay 300ms\n"), true, 10000, &out, &err);
+	cr_assert_eq(rc, 0, "no deadlock: %s", err);
+	cr_assert(strstr(out, "close 0, in handler closed"), "%s", out);
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "slow", NULL), 2, "both closes were delayed");
+	kbt_log_free(&l);
+}
+
+Test(hardening, sigkill_mid_run_leaves_only_whole_lines)
+{
+	struct kbt_proc srv;
+	char env_recipe[700], env_log[700];
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s",
+		 kbt_write("r.kbf", "rule drop\n  on accept\n  every 3\n  action reset\n"
+				    "rule rst\n  on close\n  role accepted\n  action reset\n"));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	kbt_spawn(&srv, (const char *[]){ kbt_build("kbdemo-server"), "--threads", "8", NULL },
+		  (const char *[]){ env_recipe, env_log, NULL }, true);
+	int port = kbt_port_of(kbt_line(&srv, 5000));
+	char sport[16];
+	snprintf(sport, sizeof sport, "%d", port);
+	struct kbt_proc cli;
+	kbt_spawn(&cli, (const char *[]){ kbt_build("kbdemo-client"), "--port", sport, "--count", "20000", "--concurrency",
+					  "16", "--timeout", "1000", NULL },
+		  NULL, false);
+	usleep(400000); /* mid-burst */
+	kill(srv.pid, SIGKILL);
+	kbt_wait(&srv, 5000, NULL, NULL);
+	kbt_wait(&cli, 60000, NULL, NULL);
+	/* kbt_log_read fails the test on a line without its end or that is
+	 * not a whole JSON object */
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_gt(kbt_log_count(&l, "event", "inject", NULL), 100, "it was killed mid-run, not before");
+	kbt_log_free(&l);
+}
+
+Test(hardening, many_processes_append_without_tearing)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "storm", "8", "300", NULL };
+	int rc = kbt_run(argv, under("rule cap\n  on listen\n  action backlog 2\n"), true, 60000, &out, &err);
+	cr_assert_eq(rc, 0, "%s %s", out, err);
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "cap", NULL), 8 * 300, "every line, whole");
+	cr_assert_eq(kbt_log_count(&l, "event", "start", "fork", "true", NULL), 8);
+	kbt_log_free(&l);
+}
+
+Test(hardening, a_symlink_where_the_log_goes_is_not_followed)
+{
+	char *out, *err, link[700], target[700], env_recipe[700], env_log[800];
+	snprintf(target, sizeof target, "%s/victim", kbt_tmpdir());
+	snprintf(link, sizeof link, "%s/planted", kbt_tmpdir());
+	cr_assert_eq(symlink(target, link), 0);
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", "rule cap\n  on listen\n  action backlog 3\n"));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", link);
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "listen", "50", NULL };
+	int rc = kbt_run(argv, (const char *[]){ env_recipe, env_log, NULL }, true, 5000, &out, &err);
+	cr_assert_eq(rc, 0);
+	cr_assert(strstr(out, "backlog 3"), "the fault still happens: %s", out);
+	cr_assert(strstr(err, "cannot open the injection log") && strstr(err, "symbolic links"), "%s", err);
+	cr_assert_neq(access(target, F_OK), 0, "nothing was written through the link");
+}
+
+Test(hardening, a_new_log_is_private)
+{
+	char *out, *err, env_recipe[700], env_log[700];
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", "rule cap\n  on listen\n  action backlog 3\n"));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "listen", "50", NULL };
+	mode_t old = umask(0);
+	int rc = kbt_run(argv, (const char *[]){ env_recipe, env_log, NULL }, true, 5000, &out, &err);
+	umask(old);
+	cr_assert_eq(rc, 0);
+	struct stat st;
+	cr_assert_eq(stat(logpath(), &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o, even with umask 0", st.st_mode & 0777);
+}
