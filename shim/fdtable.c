@@ -8,20 +8,12 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-/* Header word: role (8 bits) | flags (8) | local port (16) | peer family
- * (8) | reserved (8) | peer port (16). Zero means "no entry". */
-struct entry {
-	uint64_t head;
-	uint64_t ino;
-	uint64_t peer[2];
-	uint64_t tag;
-};
-
 #define TABLE_MAX (1 << 21) /* descriptors beyond this are never tracked */
 
-static struct entry *table;
-static int table_len;
-static int high; /* one past the highest tracked fd */
+struct kb_fd_entry *kb_fdt;
+int kb_fdt_len;
+int kb_fd_floor = 0x7fffffff; /* lowered by kb_protect() */
+static int high;              /* one past the highest tracked fd */
 
 int kb_fdtable_init(void)
 {
@@ -33,12 +25,12 @@ int kb_fdtable_init(void)
 		n = rl.rlim_max;
 	if (n > TABLE_MAX)
 		n = TABLE_MAX;
-	void *p = mmap(NULL, n * sizeof(struct entry), PROT_READ | PROT_WRITE,
+	void *p = mmap(NULL, n * sizeof(struct kb_fd_entry), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
-	table = p;
-	table_len = (int)n;
+	kb_fdt = p;
+	__atomic_store_n(&kb_fdt_len, (int)n, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -52,12 +44,12 @@ static uint64_t pack(enum kb_role role, unsigned flags, uint16_t lport, const st
 
 static bool in_range(int fd)
 {
-	return fd >= 0 && fd < table_len && table != NULL;
+	return (unsigned)fd < (unsigned)kb_fdt_len;
 }
 
 static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t tag)
 {
-	struct entry *e = &table[fd];
+	struct kb_fd_entry *e = &kb_fdt[fd];
 
 	__atomic_store_n(&e->head, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&e->ino, ino, __ATOMIC_RELAXED);
@@ -87,17 +79,16 @@ bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr
 
 bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 {
-	if (!in_range(fd))
-		return false;
-	const struct entry *e = &table[fd];
-	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
+	uint64_t h = kb_fd_head(fd);
+
 	if (h == 0)
 		return false;
+	const struct kb_fd_entry *e = &kb_fdt[fd];
 	uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
 			   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
-	out->role = (enum kb_role)(h & 0xff);
-	out->flags = (unsigned)((h >> 8) & 0xff);
-	out->lport = (uint16_t)(h >> 16);
+	out->role = KB_HEAD_ROLE(h);
+	out->flags = KB_HEAD_FLAGS(h);
+	out->lport = KB_HEAD_LPORT(h);
 	out->ino = __atomic_load_n(&e->ino, __ATOMIC_RELAXED);
 	out->peer.family = (uint8_t)(h >> 32);
 	out->peer.port = (uint16_t)(h >> 48);
@@ -123,7 +114,7 @@ void kb_fd_mark(int fd, unsigned flags)
 {
 	if (!in_range(fd))
 		return;
-	struct entry *e = &table[fd];
+	struct kb_fd_entry *e = &kb_fdt[fd];
 	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
 	/* never resurrect an entry another thread has just forgotten */
 	while (h != 0 && !__atomic_compare_exchange_n(&e->head, &h, h | ((uint64_t)(flags & 0xff) << 8), true,
@@ -135,7 +126,7 @@ bool kb_fd_claim(int fd, unsigned flag)
 {
 	if (!in_range(fd))
 		return false;
-	struct entry *e = &table[fd];
+	struct kb_fd_entry *e = &kb_fdt[fd];
 	uint64_t bit = (uint64_t)(flag & 0xff) << 8;
 	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
 	while (h != 0 && !(h & bit)) {
@@ -149,14 +140,8 @@ void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag)
 {
 	if (!in_range(fd))
 		return;
-	__atomic_store_n(&table[fd].tag, tag, __ATOMIC_RELAXED);
+	__atomic_store_n(&kb_fdt[fd].tag, tag, __ATOMIC_RELAXED);
 	kb_fd_mark(fd, flags);
-}
-
-void kb_fd_forget(int fd)
-{
-	if (in_range(fd))
-		__atomic_store_n(&table[fd].head, 0, __ATOMIC_RELEASE);
 }
 
 bool kb_fd_same(int fd, const struct kb_fd_info *info)
@@ -168,9 +153,4 @@ bool kb_fd_same(int fd, const struct kb_fd_info *info)
 int kb_fd_limit(void)
 {
 	return __atomic_load_n(&high, __ATOMIC_RELAXED);
-}
-
-bool kb_fd_empty(void)
-{
-	return kb_fd_limit() == 0;
 }

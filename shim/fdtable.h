@@ -32,6 +32,47 @@ enum {
 	KB_FD_QUEUE = 8,   /* a listener with an emulated accept queue (queue.h) */
 };
 
+/* Header word: role (8 bits) | flags (8) | local port (16) | peer family
+ * (8) | reserved (8) | peer port (16). Zero means "no entry". */
+struct kb_fd_entry {
+	uint64_t head;
+	uint64_t ino;
+	uint64_t peer[2];
+	uint64_t tag;
+};
+
+#define KB_HEAD_ROLE(h) ((enum kb_role)((h) & 0xff))
+#define KB_HEAD_FLAGS(h) ((unsigned)(((h) >> 8) & 0xff))
+#define KB_HEAD_LPORT(h) ((uint16_t)((h) >> 16))
+
+/* The table and its length; and the lowest descriptor the shim keeps for
+ * itself (log.h), above which every call takes the slow path. Hidden, so
+ * the hooks' fast paths reach them with RIP-relative loads. */
+extern struct kb_fd_entry *kb_fdt __attribute__((visibility("hidden")));
+extern int kb_fdt_len __attribute__((visibility("hidden")));
+extern int kb_fd_floor __attribute__((visibility("hidden")));
+
+/* The armed fast path: true when fd is certainly none of kbfault's
+ * business - not tracked, and below every descriptor of the shim's own -
+ * so a hook can hand the call to libc at once. A few loads, no calls. */
+static inline bool kb_fd_untracked(int fd)
+{
+	if (fd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED))
+		return false;
+	if ((unsigned)fd >= (unsigned)kb_fdt_len)
+		return true; /* negative, or beyond the table: never tracked */
+	return __atomic_load_n(&kb_fdt[fd].head, __ATOMIC_RELAXED) == 0;
+}
+
+/* fd's header word (0: untracked), for hooks that need only its role,
+ * flags and port. */
+static inline uint64_t kb_fd_head(int fd)
+{
+	if ((unsigned)fd >= (unsigned)kb_fdt_len)
+		return 0;
+	return __atomic_load_n(&kb_fdt[fd].head, __ATOMIC_ACQUIRE);
+}
+
 struct kb_fd_info {
 	enum kb_role role;
 	unsigned flags;
@@ -67,15 +108,16 @@ void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag);
 
 bool kb_fd_lookup(int fd, struct kb_fd_info *out);
 
-void kb_fd_forget(int fd);
+static inline void kb_fd_forget(int fd)
+{
+	if ((unsigned)fd < (unsigned)kb_fdt_len)
+		__atomic_store_n(&kb_fdt[fd].head, 0, __ATOMIC_RELEASE);
+}
 
 /* Is fd still the socket that was tracked? One fstat(). */
 bool kb_fd_same(int fd, const struct kb_fd_info *info);
 
 /* One past the highest descriptor ever tracked: bounds scans over ranges. */
 int kb_fd_limit(void);
-
-/* Nothing is tracked at all yet: a close needs no lookup. */
-bool kb_fd_empty(void);
 
 #endif

@@ -128,22 +128,60 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 	}
 }
 
-int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four,
-		   const char *via)
+/* What the rules make of connection c, just taken: returns c for the
+ * host, -1 with errno for a failure to report, or -2 when the connection
+ * was dropped and the host's accept must take the next one. */
+static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool post, bool track,
+			const char *via)
 {
-	struct kb_fd_info lst;
 	struct kb_verdict v[KB_VERDICTS_MAX];
+	struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, peer };
+	const struct kb_verdict *session = NULL;
+	int e = errno;
+
+	if (post) {
+		const struct kb_verdict *d = kb_inject(&site, lport, v, NULL);
+		if (d && d->rule->action == KB_ACT_FAIL) {
+			kb_close_with_reset(c);
+			errno = d->rule->err;
+			return -1;
+		}
+		if (d && d->rule->action == KB_ACT_RESET) {
+			/* dropped as if the stack had refused it: the
+			 * application never sees this connection and waits for
+			 * the next, as its own accept would */
+			kb_close_with_reset(c);
+			return -2;
+		}
+		if (d && d->rule->action == KB_ACT_SESSIONS) {
+			if (kb_session_refuse(&site, d)) {
+				kb_close_with_reset(c);
+				return -2;
+			}
+			session = d;
+		}
+	}
+	if (track)
+		kb_fd_track(c, KB_ROLE_ACCEPTED, lport, peer);
+	if (session)
+		kb_session_admit(c, &site, session);
+	errno = e;
+	return c;
+}
+
+/* Everything but the common case: rules that decide before a connection
+ * is taken, an emulated queue, or a connection dropped by a rule. */
+__attribute__((noinline)) static int accept_slow(int fd, struct sockaddr *addr, socklen_t *len,
+						 int flags, bool four, const char *via, uint64_t head,
+						 int saved)
+{
 	const struct kb_plan *plan = &kb_shim.plan;
+	struct kb_verdict v[KB_VERDICTS_MAX];
+	uint16_t lport = KB_HEAD_LPORT(head);
 
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
-		return pass(fd, addr, len, flags, four);
-	if (!kb_fd_lookup(fd, &lst) || lst.role != KB_ROLE_LISTENING)
-		return pass(fd, addr, len, flags, four);
-
-	int saved = errno;
 	if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING)) {
 		struct kb_site site = { KB_CALL_ACCEPT, via, fd, KB_ROLE_LISTENING, NULL };
-		const struct kb_verdict *d = kb_inject(&site, lst.lport, v, NULL);
+		const struct kb_verdict *d = kb_inject(&site, lport, v, NULL);
 		if (d && d->rule->action == KB_ACT_FAIL) {
 			errno = d->rule->err;
 			return -1;
@@ -151,48 +189,51 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 	}
 	bool post = kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
 	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
-	bool queue = lst.flags & KB_FD_QUEUE;
-	if (!post && !track && !queue) {
-		errno = saved;
-		return pass(fd, addr, len, flags, four);
-	}
-
+	bool queue = KB_HEAD_FLAGS(head) & KB_FD_QUEUE;
 	for (;;) {
 		struct kb_addr peer;
 		int c = take(fd, addr, len, flags, four, queue, via, &peer, saved);
 		if (c < 0)
 			return -1;
-		int e = errno;
-		struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, &peer };
-		const struct kb_verdict *session = NULL;
-
-		if (post) {
-			const struct kb_verdict *d = kb_inject(&site, lst.lport, v, NULL);
-			if (d && d->rule->action == KB_ACT_FAIL) {
-				kb_close_with_reset(c);
-				errno = d->rule->err;
-				return -1;
-			}
-			if (d && d->rule->action == KB_ACT_RESET) {
-				/* dropped as if the stack had refused it: the
-				 * application never sees this connection and
-				 * waits for the next, as its own accept would */
-				kb_close_with_reset(c);
-				continue;
-			}
-			if (d && d->rule->action == KB_ACT_SESSIONS) {
-				if (kb_session_refuse(&site, d)) {
-					kb_close_with_reset(c);
-					continue;
-				}
-				session = d;
-			}
-		}
-		if (track)
-			kb_fd_track(c, KB_ROLE_ACCEPTED, lst.lport, &peer);
-		if (session)
-			kb_session_admit(c, &site, session);
-		errno = e;
-		return c;
+		int r = decide_taken(c, &peer, lport, post, track, via);
+		if (r != -2)
+			return r;
 	}
+}
+
+int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four,
+		   const char *via)
+{
+	if (!kb_armed() || kb_guarded())
+		return pass(fd, addr, len, flags, four);
+	uint64_t head = kb_fd_head(fd);
+	if (KB_HEAD_ROLE(head) != KB_ROLE_LISTENING)
+		return pass(fd, addr, len, flags, four);
+
+	const struct kb_plan *plan = &kb_shim.plan;
+	int saved = errno;
+	if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING) || (KB_HEAD_FLAGS(head) & KB_FD_QUEUE))
+		return accept_slow(fd, addr, len, flags, four, via, head, saved);
+
+	/* The common case - an event loop's accept, mostly EAGAIN: take the
+	 * connection first; only if there is one is there work to do. */
+	struct sockaddr_storage own;
+	socklen_t own_len = sizeof own;
+	struct sockaddr *a = addr ? addr : (struct sockaddr *)&own;
+	socklen_t *al = addr ? len : &own_len;
+	socklen_t given = addr && len ? *len : own_len; /* afterwards *len is the full size */
+	int c = pass(fd, a, al, flags, four);
+	if (c < 0)
+		return c;
+	bool post = kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
+	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
+	if (!post && !track)
+		return c;
+	struct kb_addr peer;
+	peer_of(c, a, given, *al, &peer);
+	int r = decide_taken(c, &peer, KB_HEAD_LPORT(head), post, track, via);
+	if (r != -2)
+		return r;
+	errno = saved;
+	return accept_slow(fd, addr, len, flags, four, via, head, saved);
 }

@@ -31,7 +31,9 @@ static int pass(int fd)
 
 KB_API int close(int fd)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	int m = kb_mode_get();
+	/* off, or armed and fd is none of ours: straight to libc */
+	if (__builtin_expect(m == KB_MODE_OFF, 1) || (m == KB_MODE_ARMED && kb_fd_untracked(fd)))
 		return kb_real.close(fd);
 	return kb_close_hook(fd, NULL);
 }
@@ -41,7 +43,7 @@ int kb_close_hook(int fd, const char *via)
 	struct kb_fd_info info;
 	struct kb_verdict v[KB_VERDICTS_MAX];
 
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
+	if (!kb_armed() || kb_guarded())
 		return pass(fd);
 	if (kb_is_protected(fd)) {
 		/* ours, not the host's: to the host it is not open */

@@ -97,7 +97,7 @@ static bool keep_open(int fd, const char *via)
 
 int kb_close_range_hook(unsigned first, unsigned last, int flags, const char *via)
 {
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded() || first > last ||
+	if (!kb_armed() || kb_guarded() || first > last ||
 	    (flags & CLOSE_RANGE_CLOEXEC))
 		return pass(first, last, flags);
 	if (via == NULL)

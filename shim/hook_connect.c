@@ -39,21 +39,32 @@ static bool is_stream(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM;
 }
 
+/* A connection under way to peer: track it, if this is TCP. Only on
+ * success, so a connect that fails costs nothing more. */
+static void track_outbound(int fd, const struct kb_addr *peer)
+{
+	int e = errno;
+	if (is_stream(fd))
+		kb_fd_track(fd, KB_ROLE_OUTBOUND, 0, peer);
+	errno = e;
+}
+
 int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const char *via)
 {
 	struct kb_addr peer;
 	struct kb_verdict v[KB_VERDICTS_MAX];
 
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded() || addr == NULL)
+	if (!kb_armed() || kb_guarded() || addr == NULL)
 		return pass(fd, addr, len);
 	bool rules = kb_plan_wants(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND);
 	bool track = kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND);
-	if (!rules && !track)
+	/* only TCP/IP: unix sockets, AF_UNSPEC disconnects and the like pass */
+	if ((!rules && !track) || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
 		return pass(fd, addr, len);
 
 	int saved = errno;
 	kb_addr_from_sockaddr(addr, len, &peer);
-	if (peer.family == 0 || !is_stream(fd)) {
+	if (peer.family == 0) {
 		errno = saved;
 		return pass(fd, addr, len);
 	}
@@ -63,6 +74,10 @@ int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const ch
 	if (rules) {
 		struct kb_site site = { KB_CALL_CONNECT, via, fd, KB_ROLE_OUTBOUND, &peer };
 		const struct kb_verdict *d = kb_inject(&site, 0, v, NULL);
+		/* a verdict is only for TCP: a UDP "connect" just sets a default
+		 * destination, and nothing about it can fail like this */
+		if (d && !is_stream(fd))
+			d = NULL;
 		if (d && d->rule->action == KB_ACT_FAIL) {
 			errno = d->rule->err;
 			return -1;
@@ -80,10 +95,7 @@ int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const ch
 	}
 	errno = saved;
 	int rc = pass(fd, target, target_len);
-	if (track && (rc == 0 || errno == EINPROGRESS)) {
-		int e = errno;
-		kb_fd_track(fd, KB_ROLE_OUTBOUND, 0, &peer);
-		errno = e;
-	}
+	if (track && (rc == 0 || errno == EINPROGRESS))
+		track_outbound(fd, &peer);
 	return rc;
 }

@@ -31,16 +31,22 @@ static int pass(int oldfd, int newfd, int flags, bool three)
 	return (int)kb_raw_syscall(SYS_dup3, oldfd, newfd, 0, 0, 0, 0);
 }
 
+/* Neither descriptor is ours to track or protect: nothing to keep. */
+static inline bool untouched(int oldfd, int newfd)
+{
+	return kb_mode_get() == KB_MODE_ARMED && kb_fd_untracked(oldfd) && kb_fd_untracked(newfd);
+}
+
 KB_API int dup2(int oldfd, int newfd)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1) || untouched(oldfd, newfd))
 		return kb_real.dup2(oldfd, newfd);
 	return kb_dup_hook(oldfd, newfd, 0, false, NULL);
 }
 
 KB_API int dup3(int oldfd, int newfd, int flags)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1) || untouched(oldfd, newfd))
 		return kb_real.dup3(oldfd, newfd, flags);
 	return kb_dup_hook(oldfd, newfd, flags, true, NULL);
 }
@@ -48,19 +54,23 @@ KB_API int dup3(int oldfd, int newfd, int flags)
 int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
 {
 	(void)via;
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded() || oldfd == newfd)
+	if (!kb_armed() || kb_guarded() || oldfd == newfd)
 		return pass(oldfd, newfd, flags, three);
 	int saved = errno;
-	kb_guard_enter();
-	kb_protect_evict(newfd);
-	kb_guard_leave();
-	struct kb_fd_info info;
-	if (kb_fd_lookup(newfd, &info))
-		kb_session_closing(newfd, &info, via ? via : three ? "dup3" : "dup2");
-	kb_fd_forget(newfd);
+	if (newfd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED)) {
+		kb_guard_enter();
+		kb_protect_evict(newfd);
+		kb_guard_leave();
+	}
+	if (kb_fd_head(newfd)) {
+		struct kb_fd_info info;
+		if (kb_fd_lookup(newfd, &info))
+			kb_session_closing(newfd, &info, via ? via : three ? "dup3" : "dup2");
+		kb_fd_forget(newfd);
+	}
 	errno = saved;
 	int rc = pass(oldfd, newfd, flags, three);
-	if (rc >= 0)
+	if (rc >= 0 && kb_fd_head(oldfd))
 		kb_fd_copy(oldfd, newfd);
 	return rc;
 }

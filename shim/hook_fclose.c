@@ -32,7 +32,7 @@ static int fclose_slow(FILE *fp)
 	struct kb_fd_info info;
 	struct kb_verdict v[KB_VERDICTS_MAX];
 
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded() || fp == NULL)
+	if (!kb_armed() || kb_guarded() || fp == NULL)
 		return pass(fp);
 	int saved = errno;
 	int fd = fileno(fp);
@@ -78,7 +78,8 @@ static int fclose_slow(FILE *fp)
 
 KB_API int fclose(FILE *fp)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	int m = kb_mode_get();
+	if (__builtin_expect(m == KB_MODE_OFF, 1) || (m == KB_MODE_ARMED && fp && kb_fd_untracked(fileno(fp))))
 		return kb_real.fclose(fp);
 	return fclose_slow(fp);
 }

@@ -28,6 +28,21 @@ KB_API int listen(int fd, int backlog)
 	return kb_listen_hook(fd, backlog, NULL);
 }
 
+/* listen() succeeded on fd: track it (listeners always are, for the
+ * rules on accept and close), if it is TCP/IP. */
+static void track_listener(int fd, const struct sockaddr_storage *ss, socklen_t len,
+			   const struct kb_verdict *d, int backlog)
+{
+	struct kb_addr local;
+	int e = errno;
+
+	kb_addr_from_sockaddr((const struct sockaddr *)ss, len, &local);
+	if (local.family && kb_fd_track(fd, KB_ROLE_LISTENING, local.port, NULL) && d &&
+	    d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode != KB_QUEUE_HANG)
+		kb_queue_listen(fd, d, backlog, (const struct sockaddr *)ss, len);
+	errno = e;
+}
+
 int kb_listen_hook(int fd, int backlog, const char *via)
 {
 	struct sockaddr_storage ss;
@@ -35,8 +50,21 @@ int kb_listen_hook(int fd, int backlog, const char *via)
 	struct kb_addr local;
 	struct kb_verdict v[KB_VERDICTS_MAX];
 
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
+	if (!kb_armed() || kb_guarded())
 		return pass(fd, backlog);
+	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
+		/* no rule to ask: listen first, and look at the socket only if
+		 * it now listens */
+		int rc = pass(fd, backlog);
+		if (rc == 0) {
+			int e = errno;
+			if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+				track_listener(fd, &ss, len, NULL, backlog);
+			errno = e;
+		}
+		return rc;
+	}
+
 	int saved = errno;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		goto real;
@@ -45,33 +73,25 @@ int kb_listen_hook(int fd, int backlog, const char *via)
 		goto real; /* not TCP/IP: never ours to touch */
 
 	int effective = backlog;
-	const struct kb_verdict *d = NULL;
-	if (kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
-		struct kb_site site = { KB_CALL_LISTEN, via, fd, KB_ROLE_LISTENING, NULL };
-		struct kb_effect effect = KB_EFFECT_NONE;
-		effect.requested = backlog;
-		d = kb_inject(&site, local.port, v, &effect);
-		if (d && d->rule->action == KB_ACT_FAIL) {
-			errno = d->rule->err;
-			return -1;
-		}
-		/* a cap: the kernel reads a negative backlog as "as large as
-		 * allowed"; an emulated queue keeps the host's backlog, since
-		 * it is the shim that limits what waits (queue.h) */
-		bool cap = d && (d->rule->action == KB_ACT_BACKLOG ||
-				 (d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode == KB_QUEUE_HANG));
-		if (cap && (backlog < 0 || backlog > d->rule->backlog))
-			effective = d->rule->backlog;
+	struct kb_site site = { KB_CALL_LISTEN, via, fd, KB_ROLE_LISTENING, NULL };
+	struct kb_effect effect = KB_EFFECT_NONE;
+	effect.requested = backlog;
+	const struct kb_verdict *d = kb_inject(&site, local.port, v, &effect);
+	if (d && d->rule->action == KB_ACT_FAIL) {
+		errno = d->rule->err;
+		return -1;
 	}
+	/* a cap: the kernel reads a negative backlog as "as large as
+	 * allowed"; an emulated queue keeps the host's backlog, since it is
+	 * the shim that limits what waits (queue.h) */
+	bool cap = d && (d->rule->action == KB_ACT_BACKLOG ||
+			 (d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode == KB_QUEUE_HANG));
+	if (cap && (backlog < 0 || backlog > d->rule->backlog))
+		effective = d->rule->backlog;
 	errno = saved;
 	int rc = pass(fd, effective);
-	if (rc == 0) {
-		int e = errno;
-		if (kb_fd_track(fd, KB_ROLE_LISTENING, local.port, NULL) && d &&
-		    d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode != KB_QUEUE_HANG)
-			kb_queue_listen(fd, d, backlog, (struct sockaddr *)&ss, len);
-		errno = e;
-	}
+	if (rc == 0)
+		track_listener(fd, &ss, len, d, backlog);
 	return rc;
 real:
 	errno = saved;

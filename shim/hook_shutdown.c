@@ -22,7 +22,8 @@ static int pass(int fd, int how)
 
 KB_API int shutdown(int fd, int how)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	int m = kb_mode_get();
+	if (__builtin_expect(m == KB_MODE_OFF, 1) || (m == KB_MODE_ARMED && kb_fd_untracked(fd)))
 		return kb_real.shutdown(fd, how);
 	return kb_shutdown_hook(fd, how, NULL);
 }
@@ -32,7 +33,7 @@ int kb_shutdown_hook(int fd, int how, const char *via)
 	struct kb_fd_info info;
 	struct kb_verdict v[KB_VERDICTS_MAX];
 
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded())
+	if (!kb_armed() || kb_guarded())
 		return pass(fd, how);
 	if (!kb_fd_lookup(fd, &info) || !kb_plan_wants(&kb_shim.plan, KB_CALL_SHUTDOWN, info.role))
 		return pass(fd, how);

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
 #include "real.h"
@@ -46,7 +47,7 @@ static bool intercepted(long nr)
 
 static long slow(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
-	if (kb_init_ensure() != KB_MODE_ARMED || kb_guarded()) {
+	if (!kb_armed() || kb_guarded()) {
 		if (kb_real.syscall)
 			return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
 		return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
@@ -90,7 +91,9 @@ KB_API long syscall(long nr, ...)
 	va_end(ap);
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
 		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
-	if (!intercepted(nr)) {
+	/* a close of a descriptor that is none of ours, like any number we
+	 * do not intercept, goes straight through */
+	if (!intercepted(nr) || (nr == SYS_close && kb_mode_get() == KB_MODE_ARMED && kb_fd_untracked((int)a1))) {
 		if (kb_real.syscall)
 			return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
 		return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);

@@ -52,6 +52,12 @@ extern struct kb_shim kb_shim KB_HIDDEN;
 /* Runs start-up if it has not run; returns the mode after it. */
 int kb_init_ensure(void);
 
+/* Is a plan loaded? Starts up first if needed; once armed, one load. */
+static inline bool kb_armed(void)
+{
+	return kb_mode_get() == KB_MODE_ARMED || kb_init_ensure() == KB_MODE_ARMED;
+}
+
 /* Nanoseconds since start-up, for windowed rules and the log. */
 uint64_t kb_since_start_ns(void *ctx);
 

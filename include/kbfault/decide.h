@@ -48,10 +48,20 @@ struct kb_port_slot {
 	struct kb_rule_list list; /* rules for this exact port, merged with `any` */
 };
 
+/*
+ * A bucket holds the rules for one (call, role). Rules for every port are
+ * in `any`; rules for one exact port are in a hash of slots, each slot
+ * holding its port's rules merged with `any`; rules for a port range are
+ * in `ranged`, behind a bitmap of the ports the ranges cover. So a call
+ * looks only at rules that can apply to its port, however many rules there
+ * are for other ports.
+ */
 struct kb_bucket {
-	struct kb_rule_list any;   /* rules for every port, or a port range */
-	uint32_t mask;             /* slots - 1, power of two; 0 when no slots */
+	struct kb_rule_list any;    /* rules for every port */
+	uint32_t bits;              /* log2 of the slot count; 0 when no slots */
 	struct kb_port_slot *slots;
+	struct kb_rule_list ranged; /* rules for a port range, file order */
+	uint64_t *covered;          /* 65536 bits: a ranged rule covers this port */
 };
 
 /*
@@ -117,7 +127,7 @@ void kb_plan_free(struct kb_plan *plan);
 static inline bool kb_plan_wants(const struct kb_plan *plan, enum kb_call call, enum kb_role role)
 {
 	const struct kb_bucket *b = &plan->bucket[call][role];
-	return b->any.n != 0 || b->mask != 0;
+	return b->any.n != 0 || b->bits != 0 || b->ranged.n != 0;
 }
 
 /* Evaluates the rules for ev in file order. Rules whose action is `pass`

@@ -14,7 +14,8 @@ static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff
 
 void kb_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct kb_addr *out)
 {
-	memset(out, 0, sizeof *out);
+	out->family = 0;
+	out->port = 0;
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
 		return;
 	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
@@ -23,6 +24,7 @@ void kb_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct kb_a
 		out->family = AF_INET;
 		out->port = ntohs(in.sin_port);
 		memcpy(out->bytes, &in.sin_addr, 4);
+		memset(out->bytes + 4, 0, 12);
 	} else if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
 		struct sockaddr_in6 in6;
 		memcpy(&in6, sa, sizeof in6);
@@ -30,6 +32,7 @@ void kb_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct kb_a
 		if (memcmp(in6.sin6_addr.s6_addr, v4_mapped_prefix, 12) == 0) {
 			out->family = AF_INET;
 			memcpy(out->bytes, in6.sin6_addr.s6_addr + 12, 4);
+			memset(out->bytes + 4, 0, 12);
 		} else {
 			out->family = AF_INET6;
 			memcpy(out->bytes, in6.sin6_addr.s6_addr, 16);

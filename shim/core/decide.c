@@ -8,14 +8,16 @@
 
 #include "kbfault/prng.h"
 
+/* The rules for every port merged with those for exactly this port. */
 static const struct kb_rule_list *candidates(const struct kb_bucket *b, uint16_t lport)
 {
-	if (b->mask) {
-		uint32_t i = (lport * 2654435761u) & b->mask;
+	if (b->bits) {
+		uint32_t mask = (1u << b->bits) - 1;
+		uint32_t i = (lport * 2654435761u) >> (32 - b->bits);
 		while (b->slots[i].used) {
 			if (b->slots[i].port == lport)
 				return &b->slots[i].list;
-			i = (i + 1) & b->mask;
+			i = (i + 1) & mask;
 		}
 	}
 	return &b->any;
@@ -76,11 +78,23 @@ static bool fires(const struct kb_plan *plan, const struct kb_rule *r, const str
 size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev, const struct kb_clock *clk,
 		 struct kb_verdict *out)
 {
-	const struct kb_rule_list *list = candidates(&plan->bucket[ev->call][ev->role], ev->lport);
+	const struct kb_bucket *b = &plan->bucket[ev->call][ev->role];
+	const struct kb_rule_list *list = candidates(b, ev->lport);
+	/* rules for a range join only if a range covers this port */
+	const struct kb_rule_list *ranged =
+		b->covered && (b->covered[ev->lport / 64] >> (ev->lport % 64)) & 1 ? &b->ranged : NULL;
+	uint32_t i = 0, j = 0;
 	size_t n = 0;
 
-	for (uint32_t i = 0; i < list->n && n < KB_VERDICTS_MAX; i++) {
-		const struct kb_rule *r = list->rules[i];
+	while (n < KB_VERDICTS_MAX) {
+		const struct kb_rule *r;
+		/* the two lists in file order */
+		if (i < list->n && (!ranged || j >= ranged->n || list->rules[i]->index < ranged->rules[j]->index))
+			r = list->rules[i++];
+		else if (ranged && j < ranged->n)
+			r = ranged->rules[j++];
+		else
+			break;
 		uint64_t hit;
 		if (!filters_match(plan, r, ev, clk) || !fires(plan, r, clk, &hit))
 			continue;

@@ -31,6 +31,11 @@ static bool exact_port(const struct kb_rule *r)
 	return r->has_port && r->port.lo == r->port.hi;
 }
 
+static bool has_peer_filter(const struct kb_rule *r)
+{
+	return r->npeers || r->has_peer_port || r->peer_marked != KB_MARKED_ANY;
+}
+
 static int list_add(struct kb_rule_list *l, const struct kb_rule *r)
 {
 	const struct kb_rule **n = kb_realloc(l->rules, l->n * sizeof *n, (l->n + 1) * sizeof *n);
@@ -42,18 +47,22 @@ static int list_add(struct kb_rule_list *l, const struct kb_rule *r)
 	return 0;
 }
 
-/* Rules are added in file order, so lists built by appending stay sorted;
- * a port slot starts as a copy of `any` taken at the point it is created
- * and gets later `any` rules appended as they come. */
+/* The high bits of a multiplicative hash: consecutive ports spread over
+ * the whole table instead of clustering (decide.c looks them up the same
+ * way). */
 static struct kb_port_slot *slot_for(struct kb_bucket *b, uint16_t port)
 {
-	uint32_t i = (port * 2654435761u) & b->mask;
+	uint32_t mask = (1u << b->bits) - 1;
+	uint32_t i = (port * 2654435761u) >> (32 - b->bits);
 
 	while (b->slots[i].used && b->slots[i].port != port)
-		i = (i + 1) & b->mask;
+		i = (i + 1) & mask;
 	return &b->slots[i];
 }
 
+/* Rules are added in file order, so lists built by appending stay sorted;
+ * a port slot starts as a copy of `any` taken at the point it is created
+ * and gets later `any` rules appended as they come. */
 static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_t n)
 {
 	size_t nports = 0;
@@ -62,13 +71,13 @@ static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_
 		if (exact_port(rules[i]))
 			nports++;
 	if (nports) {
-		uint32_t size = 4;
-		while (size < nports * 2)
-			size *= 2;
-		b->slots = kb_alloc(size * sizeof *b->slots);
+		/* at most a quarter full: probes stay short */
+		b->bits = 2;
+		while ((1u << b->bits) < nports * 4)
+			b->bits++;
+		b->slots = kb_alloc(((size_t)1 << b->bits) * sizeof *b->slots);
 		if (b->slots == NULL)
 			return -1;
-		b->mask = size - 1;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct kb_rule *r = rules[i];
@@ -83,10 +92,17 @@ static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_
 			}
 			if (list_add(&s->list, r) < 0)
 				return -1;
+		} else if (r->has_port) {
+			if (b->covered == NULL && (b->covered = kb_alloc(65536 / 8)) == NULL)
+				return -1;
+			for (uint32_t p = r->port.lo; p <= r->port.hi; p++)
+				b->covered[p / 64] |= 1ULL << (p % 64);
+			if (list_add(&b->ranged, r) < 0)
+				return -1;
 		} else {
 			if (list_add(&b->any, r) < 0)
 				return -1;
-			for (uint32_t k = 0; b->mask && k <= b->mask; k++)
+			for (uint32_t k = 0; b->bits && k < (1u << b->bits); k++)
 				if (b->slots[k].used && list_add(&b->slots[k].list, r) < 0)
 					return -1;
 		}
@@ -153,7 +169,10 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 					fits = role == KB_ROLE_OUTBOUND;
 					break;
 				default:
-					fits = (roles_of(r) & (1u << role)) != 0;
+					/* a listening socket has no peer: a rule about
+					 * peers can never apply to one */
+					fits = (roles_of(r) & (1u << role)) != 0 &&
+					       !(role == KB_ROLE_LISTENING && has_peer_filter(r));
 					if (fits)
 						plan->track_roles |= 1u << role;
 					break;
@@ -186,10 +205,13 @@ void kb_plan_free(struct kb_plan *plan)
 	for (int c = 0; c < KB_CALL_COUNT; c++) {
 		for (int r = 0; r < KB_ROLE_COUNT; r++) {
 			struct kb_bucket *b = &plan->bucket[c][r];
+			size_t nslots = b->bits ? (size_t)1 << b->bits : 0;
 			kb_free(b->any.rules, b->any.n * sizeof *b->any.rules);
-			for (uint32_t k = 0; b->mask && k <= b->mask; k++)
+			kb_free(b->ranged.rules, b->ranged.n * sizeof *b->ranged.rules);
+			kb_free(b->covered, 65536 / 8);
+			for (size_t k = 0; k < nslots; k++)
 				kb_free(b->slots[k].list.rules, b->slots[k].list.n * sizeof *b->slots[k].list.rules);
-			kb_free(b->slots, b->mask ? (b->mask + 1) * sizeof *b->slots : 0);
+			kb_free(b->slots, nslots * sizeof *b->slots);
 		}
 	}
 	kb_free(plan->counter, (plan->recipe && plan->recipe->nrules ? plan->recipe->nrules : 1) * sizeof *plan->counter);

@@ -219,6 +219,36 @@ Test(decide, tree_counters_are_separate_storage)
 	unload();
 }
 
+Test(decide, ranges_join_in_file_order_only_where_they_cover)
+{
+	load("rule any1\n on close\n delay 1ms\n"
+	     "rule r8000\n on close\n port 8000-8099\n delay 1ms\n"
+	     "rule p8050\n on close\n port 8050\n delay 1ms\n"
+	     "rule any2\n on close\n delay 1ms\n",
+	     "p");
+	struct kb_event ev = { KB_CALL_CLOSE, KB_ROLE_ACCEPTED, 8050, NULL };
+	struct kb_verdict v[KB_VERDICTS_MAX];
+	cr_assert_eq(kb_decide(&plan, &ev, &clk, v), 4);
+	cr_assert_str_eq(v[0].rule->name, "any1");
+	cr_assert_str_eq(v[1].rule->name, "r8000");
+	cr_assert_str_eq(v[2].rule->name, "p8050");
+	cr_assert_str_eq(v[3].rule->name, "any2");
+	ev.lport = 8100;
+	cr_assert_eq(kb_decide(&plan, &ev, &clk, v), 2, "outside the range: only the rules for every port");
+	cr_assert_eq(proc_ctr[1].hits, 1, "the range rule was not even counted");
+	unload();
+}
+
+Test(decide, peer_rules_never_sit_with_listening_sockets)
+{
+	load("rule peerish\n on close\n peer 10.0.0.0/8\n action leak\n"
+	     "rule marked\n on close\n peer-marked yes\n action leak\n",
+	     "p");
+	cr_assert_not(kb_plan_wants(&plan, KB_CALL_CLOSE, KB_ROLE_LISTENING), "listeners have no peer");
+	cr_assert(kb_plan_wants(&plan, KB_CALL_CLOSE, KB_ROLE_ACCEPTED));
+	unload();
+}
+
 Test(decide, many_rules_elsewhere_cost_nothing)
 {
 	/* 64 rules on other ports: the candidate list for port 7 is empty */
@@ -231,5 +261,16 @@ Test(decide, many_rules_elsewhere_cost_nothing)
 	for (int i = 0; i < 64; i++)
 		cr_assert_eq(proc_ctr[i].hits, 0);
 	cr_assert_str_eq(close_once(1042, NULL), "r42");
+	unload();
+	/* and 64 rules on port ranges elsewhere */
+	u = 0;
+	for (int i = 0; i < 64; i++)
+		u += (size_t)snprintf(text + u, sizeof text - u, "rule r%d\n on close\n port %d-%d\n action leak\n", i,
+				      1000 + 10 * i, 1009 + 10 * i);
+	load(text, "p");
+	cr_assert_null(close_once(7, NULL));
+	for (int i = 0; i < 64; i++)
+		cr_assert_eq(proc_ctr[i].hits, 0, "range rule %d was not looked at", i);
+	cr_assert_str_eq(close_once(1425, NULL), "r42");
 	unload();
 }
