@@ -61,7 +61,7 @@ CLI_A   := $(BUILD)/libkbcli.a
 CLI     := $(BUILD)/kbfault
 
 .SECONDARY:
-.PHONY: all check test unit preload e2e demo install uninstall clean deps-test check-asan check-tsan helpers fuzz check-valgrind
+.PHONY: all check test unit preload e2e demo install uninstall clean deps-test check-asan check-tsan helpers fuzz check-valgrind bench
 all: $(LIB) $(CLI) $(DEMO)
 
 $(BUILD)/obj/%.o: %.c
@@ -155,6 +155,12 @@ check-asan:
 	$(Q)KB_SANITIZER=asan ASAN_OPTIONS=$(ASAN_BASE):detect_leaks=0 KB_CHILD_ASAN_OPTIONS=$(ASAN_BASE):detect_leaks=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g" SAN="$(SAN_ASAN)" unit preload
+
+# Benchmarks (bench/README.md): installs valgrind, nginx, wrk, redis,
+# libfiu and strace from Debian when missing; writes bench/results.md and
+# bench/results.svg.
+bench: all
+	$(Q)CC="$(CC)" bench/run $(BUILD)
 
 # memcheck: the unit tests, and the preload tests with every host program
 # (and the shim in it) under valgrind; the load generator runs natively.
