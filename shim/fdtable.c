@@ -99,15 +99,16 @@ bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 
 void kb_fd_copy(int fd, int to)
 {
-	struct kb_fd_info i;
-	uint64_t pb[2];
+	uint64_t h = kb_fd_head(fd);
 
-	if (!in_range(to) || !kb_fd_lookup(fd, &i))
+	if (!in_range(to) || h == 0)
 		return;
-	memcpy(pb, i.peer.bytes, sizeof pb);
+	const struct kb_fd_entry *e = &kb_fdt[fd];
+	uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
+			   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
 	/* the copy is the same socket, not another session of it */
-	unsigned flags = i.flags & ~(unsigned)(KB_FD_SESSION | KB_FD_CUT);
-	publish(to, pack(i.role, flags, i.lport, &i.peer), i.ino, pb, 0);
+	h &= ~((uint64_t)(KB_FD_SESSION | KB_FD_CUT) << 8);
+	publish(to, h, __atomic_load_n(&e->ino, __ATOMIC_RELAXED), pb, 0);
 }
 
 void kb_fd_mark(int fd, unsigned flags)

@@ -32,18 +32,55 @@ static int pass(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 			      : (int)kb_raw_syscall(SYS_accept4, fd, (long)addr, (long)len, 0, 0, 0);
 }
 
+/* Armed, and the listener has neither rules that decide before a
+ * connection is taken nor an emulated queue: the real call can go first.
+ * Most of an event loop's accepts end right there, in EAGAIN. */
+static inline bool simple(uint64_t head)
+{
+	return !kb_plan_may_apply(&kb_shim.plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING) &&
+	       !(KB_HEAD_FLAGS(head) & KB_FD_QUEUE);
+}
+
+/* Anything to do once a connection is taken? */
+static inline bool after_needed(void)
+{
+	return kb_plan_may_apply(&kb_shim.plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED) ||
+	       (kb_shim.plan.track_roles & (1u << KB_ROLE_ACCEPTED));
+}
+
+/* Out of line, so that the exported functions keep no stack frame and
+ * their pass-through stays a load, a test and a jump. */
+__attribute__((noinline)) static int accept_fast(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+						 bool four, const char *via)
+{
+	if (kb_mode_get() != KB_MODE_ARMED || kb_guarded())
+		return kb_accept_hook(fd, addr, len, flags, four, via);
+	uint64_t head = kb_fd_head(fd);
+	if (KB_HEAD_ROLE(head) != KB_ROLE_LISTENING)
+		return pass(fd, addr, len, flags, four);
+	if (!simple(head))
+		return kb_accept_hook(fd, addr, len, flags, four, via);
+	if (!after_needed())
+		return pass(fd, addr, len, flags, four); /* nothing to do at all */
+	socklen_t given = addr && len ? *len : 0; /* afterwards *len is the full size */
+	int c = pass(fd, addr, len, flags, four);
+	if (c < 0)
+		return c;
+	return kb_accepted(fd, c, addr, len, given, flags, four, via, head);
+}
+
 KB_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
 		return kb_real.accept(fd, addr, len);
-	return kb_accept_hook(fd, addr, len, 0, false, NULL);
+	return accept_fast(fd, addr, len, 0, false, NULL);
 }
 
 KB_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
 		return kb_real.accept4(fd, addr, len, flags);
-	return kb_accept_hook(fd, addr, len, flags, true, "accept4");
+	return accept_fast(fd, addr, len, flags, true, "accept4");
 }
 
 /* The peer of a freshly accepted connection, from the address the kernel
@@ -187,7 +224,7 @@ __attribute__((noinline)) static int accept_slow(int fd, struct sockaddr *addr, 
 			return -1;
 		}
 	}
-	bool post = kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
+	bool post = kb_plan_may_apply(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
 	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
 	bool queue = KB_HEAD_FLAGS(head) & KB_FD_QUEUE;
 	for (;;) {
@@ -209,31 +246,40 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 	uint64_t head = kb_fd_head(fd);
 	if (KB_HEAD_ROLE(head) != KB_ROLE_LISTENING)
 		return pass(fd, addr, len, flags, four);
+	if (!simple(head))
+		return accept_slow(fd, addr, len, flags, four, via, head, errno);
+	socklen_t given = addr && len ? *len : 0;
+	int c = pass(fd, addr, len, flags, four);
+	if (c < 0 || !after_needed())
+		return c;
+	return kb_accepted(fd, c, addr, len, given, flags, four, via, head);
+}
 
+int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, socklen_t given, int flags,
+		bool four, const char *via, uint64_t head)
+{
 	const struct kb_plan *plan = &kb_shim.plan;
-	int saved = errno;
-	if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING) || (KB_HEAD_FLAGS(head) & KB_FD_QUEUE))
-		return accept_slow(fd, addr, len, flags, four, via, head, saved);
-
-	/* The common case - an event loop's accept, mostly EAGAIN: take the
-	 * connection first; only if there is one is there work to do. */
-	struct sockaddr_storage own;
-	socklen_t own_len = sizeof own;
-	struct sockaddr *a = addr ? addr : (struct sockaddr *)&own;
-	socklen_t *al = addr ? len : &own_len;
-	socklen_t given = addr && len ? *len : own_len; /* afterwards *len is the full size */
-	int c = pass(fd, a, al, flags, four);
-	if (c < 0)
-		return c;
-	bool post = kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
-	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
-	if (!post && !track)
-		return c;
 	struct kb_addr peer;
-	peer_of(c, a, given, *al, &peer);
+	int saved = errno;
+
+	if (addr && len) {
+		peer_of(c, addr, given, *len, &peer);
+	} else {
+		/* the host did not want the address; the rules may */
+		struct sockaddr_storage ss;
+		socklen_t l = sizeof ss;
+		peer.family = 0;
+		if (getpeername(c, (struct sockaddr *)&ss, &l) == 0)
+			kb_addr_from_sockaddr((struct sockaddr *)&ss, l, &peer);
+	}
+	bool post = kb_plan_may_apply(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
+	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
 	int r = decide_taken(c, &peer, KB_HEAD_LPORT(head), post, track, via);
-	if (r != -2)
+	if (r != -2) {
+		if (r >= 0)
+			errno = saved;
 		return r;
+	}
 	errno = saved;
 	return accept_slow(fd, addr, len, flags, four, via, head, saved);
 }

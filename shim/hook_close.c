@@ -38,27 +38,14 @@ KB_API int close(int fd)
 	return kb_close_hook(fd, NULL);
 }
 
-int kb_close_hook(int fd, const char *via)
+/* A tracked descriptor that rules, a leak or a session may concern. */
+__attribute__((noinline)) static int close_tracked(int fd, const char *via, bool rules, int saved)
 {
 	struct kb_fd_info info;
 	struct kb_verdict v[KB_VERDICTS_MAX];
 
-	if (!kb_armed() || kb_guarded())
-		return pass(fd);
-	if (kb_is_protected(fd)) {
-		/* ours, not the host's: to the host it is not open */
-		errno = EBADF;
-		return -1;
-	}
 	if (!kb_fd_lookup(fd, &info))
 		return pass(fd);
-	int saved = errno;
-	bool rules = kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role);
-	if (!rules && !(info.flags & (KB_FD_LEAKED | KB_FD_SESSION))) {
-		/* nothing to decide: no need to know it is still ours */
-		kb_fd_forget(fd);
-		return pass(fd);
-	}
 	bool same = kb_fd_same(fd, &info);
 	errno = saved;
 	if (!same) {
@@ -98,4 +85,25 @@ int kb_close_hook(int fd, const char *via)
 		return -1;
 	}
 	return rc;
+}
+
+int kb_close_hook(int fd, const char *via)
+{
+	if (!kb_armed() || kb_guarded())
+		return pass(fd);
+	if (fd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED) && kb_is_protected(fd)) {
+		/* ours, not the host's: to the host it is not open */
+		errno = EBADF;
+		return -1;
+	}
+	uint64_t head = kb_fd_head(fd);
+	if (head == 0)
+		return pass(fd);
+	bool rules = kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head));
+	if (!rules && !(KB_HEAD_FLAGS(head) & (KB_FD_LEAKED | KB_FD_SESSION))) {
+		/* nothing to decide: no need even to know it is still ours */
+		kb_fd_forget(fd);
+		return pass(fd);
+	}
+	return close_tracked(fd, via, rules, errno);
 }

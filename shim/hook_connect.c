@@ -25,11 +25,28 @@ static int pass(int fd, const struct sockaddr *addr, socklen_t len)
 	return (int)kb_raw_syscall(SYS_connect, fd, (long)addr, (long)len, 0, 0, 0);
 }
 
+/* Out of line, so that the exported function keeps no stack frame and
+ * its pass-through stays a load, a test and a jump. */
+__attribute__((noinline)) static int connect_armed(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (kb_mode_get() == KB_MODE_ARMED && !kb_guarded() &&
+	    !kb_plan_may_apply(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND)) {
+		if (!(kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND)))
+			return kb_real.connect(fd, addr, len); /* nothing to do at all */
+		/* no rule can decide it: connect, then track what is under way */
+		int rc = kb_real.connect(fd, addr, len);
+		if ((rc == 0 || errno == EINPROGRESS) && (kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND)))
+			kb_connected(fd, addr, len);
+		return rc;
+	}
+	return kb_connect_hook(fd, addr, len, NULL);
+}
+
 KB_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
 		return kb_real.connect(fd, addr, len);
-	return kb_connect_hook(fd, addr, len, NULL);
+	return connect_armed(fd, addr, len);
 }
 
 static bool is_stream(int fd)
@@ -49,6 +66,16 @@ static void track_outbound(int fd, const struct kb_addr *peer)
 	errno = e;
 }
 
+void kb_connected(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct kb_addr peer;
+	if (addr == NULL || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+		return;
+	kb_addr_from_sockaddr(addr, len, &peer);
+	if (peer.family)
+		track_outbound(fd, &peer);
+}
+
 int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const char *via)
 {
 	struct kb_addr peer;
@@ -56,11 +83,22 @@ int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const ch
 
 	if (!kb_armed() || kb_guarded() || addr == NULL)
 		return pass(fd, addr, len);
-	bool rules = kb_plan_wants(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND);
+	bool rules = kb_plan_may_apply(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND);
 	bool track = kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND);
 	/* only TCP/IP: unix sockets, AF_UNSPEC disconnects and the like pass */
 	if ((!rules && !track) || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
 		return pass(fd, addr, len);
+	if (!rules) {
+		/* only tracking: connect first, look at the socket only if a
+		 * connection is under way */
+		int rc = pass(fd, addr, len);
+		if (rc == 0 || errno == EINPROGRESS) {
+			kb_addr_from_sockaddr(addr, len, &peer);
+			if (peer.family)
+				track_outbound(fd, &peer);
+		}
+		return rc;
+	}
 
 	int saved = errno;
 	kb_addr_from_sockaddr(addr, len, &peer);

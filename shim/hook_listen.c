@@ -21,11 +21,25 @@ static int pass(int fd, int backlog)
 	return (int)kb_raw_syscall(SYS_listen, fd, backlog, 0, 0, 0, 0);
 }
 
+/* Out of line: see connect_armed() in hook_connect.c. */
+__attribute__((noinline)) static int listen_armed(int fd, int backlog)
+{
+	if (kb_mode_get() == KB_MODE_ARMED && !kb_guarded() &&
+	    !kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
+		/* no rule to ask: listen first; a listener is tracked */
+		int rc = kb_real.listen(fd, backlog);
+		if (rc == 0)
+			kb_listened(fd, backlog);
+		return rc;
+	}
+	return kb_listen_hook(fd, backlog, NULL);
+}
+
 KB_API int listen(int fd, int backlog)
 {
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
 		return kb_real.listen(fd, backlog);
-	return kb_listen_hook(fd, backlog, NULL);
+	return listen_armed(fd, backlog);
 }
 
 /* listen() succeeded on fd: track it (listeners always are, for the
@@ -43,40 +57,28 @@ static void track_listener(int fd, const struct sockaddr_storage *ss, socklen_t 
 	errno = e;
 }
 
-int kb_listen_hook(int fd, int backlog, const char *via)
+void kb_listened(int fd, int backlog)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	struct kb_addr local;
+	int e = errno;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		track_listener(fd, &ss, len, NULL, backlog);
+	errno = e;
+}
+
+/* listen() on a TCP/IP socket, with rules to ask. */
+__attribute__((noinline)) static int listen_decide(int fd, int backlog, const char *via,
+						   const struct sockaddr_storage *ss, socklen_t len,
+						   uint16_t port, int saved)
+{
 	struct kb_verdict v[KB_VERDICTS_MAX];
-
-	if (!kb_armed() || kb_guarded())
-		return pass(fd, backlog);
-	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
-		/* no rule to ask: listen first, and look at the socket only if
-		 * it now listens */
-		int rc = pass(fd, backlog);
-		if (rc == 0) {
-			int e = errno;
-			if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-				track_listener(fd, &ss, len, NULL, backlog);
-			errno = e;
-		}
-		return rc;
-	}
-
-	int saved = errno;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		goto real;
-	kb_addr_from_sockaddr((struct sockaddr *)&ss, len, &local);
-	if (local.family == 0)
-		goto real; /* not TCP/IP: never ours to touch */
-
 	int effective = backlog;
 	struct kb_site site = { KB_CALL_LISTEN, via, fd, KB_ROLE_LISTENING, NULL };
 	struct kb_effect effect = KB_EFFECT_NONE;
+
 	effect.requested = backlog;
-	const struct kb_verdict *d = kb_inject(&site, local.port, v, &effect);
+	const struct kb_verdict *d = kb_inject(&site, port, v, &effect);
 	if (d && d->rule->action == KB_ACT_FAIL) {
 		errno = d->rule->err;
 		return -1;
@@ -91,9 +93,37 @@ int kb_listen_hook(int fd, int backlog, const char *via)
 	errno = saved;
 	int rc = pass(fd, effective);
 	if (rc == 0)
-		track_listener(fd, &ss, len, d, backlog);
+		track_listener(fd, ss, len, d, backlog);
 	return rc;
-real:
-	errno = saved;
-	return pass(fd, backlog);
+}
+
+int kb_listen_hook(int fd, int backlog, const char *via)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (!kb_armed() || kb_guarded())
+		return pass(fd, backlog);
+	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
+		int rc = pass(fd, backlog);
+		if (rc == 0)
+			kb_listened(fd, backlog);
+		return rc;
+	}
+	/* rules only for TCP/IP sockets: a pipe, a unix socket or a bad
+	 * descriptor goes to the real call as it is */
+	int *err = &errno;
+	int saved = *err;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		*err = saved;
+		return kb_real.listen(fd, backlog);
+	}
+	struct kb_addr local;
+	kb_addr_from_sockaddr((struct sockaddr *)&ss, len, &local);
+	if (local.family == 0) {
+		errno = saved;
+		return pass(fd, backlog);
+	}
+	return listen_decide(fd, backlog, via, &ss, len, local.port, saved);
 }

@@ -81,16 +81,10 @@ static long slow(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 	}
 }
 
-KB_API long syscall(long nr, ...)
+/* Out of line: the exported function keeps no stack frame. */
+__attribute__((noinline)) static long syscall_armed(long nr, long a1, long a2, long a3, long a4, long a5,
+						    long a6)
 {
-	va_list ap;
-
-	va_start(ap, nr);
-	long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
-	long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
-	va_end(ap);
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
-		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
 	/* a close of a descriptor that is none of ours, like any number we
 	 * do not intercept, goes straight through */
 	if (!intercepted(nr) || (nr == SYS_close && kb_mode_get() == KB_MODE_ARMED && kb_fd_untracked((int)a1))) {
@@ -99,4 +93,29 @@ KB_API long syscall(long nr, ...)
 		return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
 	}
 	return slow(nr, a1, a2, a3, a4, a5, a6);
+}
+
+#if defined(__x86_64__) || defined(__aarch64__)
+/* On these machines a call to the variadic syscall() passes its arguments
+ * exactly as it would pass seven longs (registers, then one stack slot
+ * that may be unused), which is how glibc's own assembly reads them.
+ * Defined so, the hook needs no va_start - which would spill every
+ * argument register on every call - and its pass-through stays short. */
+KB_API long kb_syscall_entry(long nr, long a1, long a2, long a3, long a4, long a5, long a6) __asm__("syscall");
+
+KB_API long kb_syscall_entry(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+#else
+KB_API long syscall(long nr, ...)
+{
+	va_list ap;
+
+	va_start(ap, nr);
+	long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+	long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+	va_end(ap);
+#endif
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
+	return syscall_armed(nr, a1, a2, a3, a4, a5, a6);
 }

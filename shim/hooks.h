@@ -25,4 +25,11 @@ int kb_shutdown_hook(int fd, int how, const char *via);
 int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via);
 int kb_close_range_hook(unsigned first, unsigned last, int flags, const char *via);
 
+/* Bookkeeping after a call that the exported function made itself, having
+ * seen that no rule could decide it (the fast paths). */
+int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, socklen_t given, int flags,
+		bool four, const char *via, uint64_t head);
+void kb_connected(int fd, const struct sockaddr *addr, socklen_t len);
+void kb_listened(int fd, int backlog);
+
 #endif

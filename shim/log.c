@@ -70,6 +70,15 @@ bool kb_is_protected(int fd)
 	return false;
 }
 
+int kb_move_high(int fd)
+{
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_base());
+	if (moved < 0)
+		return fd;
+	kb_real.close(fd);
+	return moved;
+}
+
 int kb_protected_max(void)
 {
 	int max = -1;

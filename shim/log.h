@@ -26,6 +26,10 @@ const char *kb_log_path(void);
 
 /* Adds fd to the protected set. */
 void kb_protect(int fd);
+
+/* Moves a descriptor of the shim's own up, out of the host's way
+ * (close-on-exec); returns the new number, or fd if it cannot. */
+int kb_move_high(int fd);
 bool kb_is_protected(int fd);
 /* The highest protected descriptor, or -1. */
 int kb_protected_max(void);

@@ -62,6 +62,7 @@ struct kb_bucket {
 	struct kb_port_slot *slots;
 	struct kb_rule_list ranged; /* rules for a port range, file order */
 	uint64_t *covered;          /* 65536 bits: a ranged rule covers this port */
+	bool marked_only;           /* every rule here wants a marked peer */
 };
 
 /*
@@ -128,6 +129,18 @@ static inline bool kb_plan_wants(const struct kb_plan *plan, enum kb_call call, 
 {
 	const struct kb_bucket *b = &plan->bucket[call][role];
 	return b->any.n != 0 || b->bits != 0 || b->ranged.n != 0;
+}
+
+/* Can a rule for (call, role) apply at all right now? Like kb_plan_wants,
+ * and also false when every such rule wants a peer marked by mark-peer and
+ * nothing is marked: the usual state of a Q238009-style recipe, decided
+ * in a few loads. */
+static inline bool kb_plan_may_apply(const struct kb_plan *plan, enum kb_call call, enum kb_role role)
+{
+	const struct kb_bucket *b = &plan->bucket[call][role];
+	if (!kb_plan_wants(plan, call, role))
+		return false;
+	return !b->marked_only || (plan->marks && __atomic_load_n(&plan->marks->count, __ATOMIC_ACQUIRE) != 0);
 }
 
 /* Evaluates the rules for ev in file order. Rules whose action is `pass`

@@ -31,6 +31,7 @@ struct kb_mark {
 #define KB_MARKS_MAX 1024
 
 struct kb_marks {
+	uint32_t count; /* slots in use: a lookup in an empty table is one load */
 	struct kb_mark slot[KB_MARKS_MAX];
 };
 
@@ -38,7 +39,10 @@ struct kb_marks {
  * table is full (the mark is then lost, and the caller logs it). */
 bool kb_marks_set(struct kb_marks *m, const struct kb_addr *addr, uint64_t until_ns);
 
-/* Is addr marked at time now_ns? */
-bool kb_marks_has(const struct kb_marks *m, const struct kb_addr *addr, uint64_t now_ns);
+/* Is addr marked now? The clock is read (now(ctx)) only when addr is
+ * found with a mark that expires: a hot path asking about unmarked peers
+ * never reads it. */
+bool kb_marks_has(const struct kb_marks *m, const struct kb_addr *addr, uint64_t (*now)(void *ctx),
+		  void *ctx);
 
 #endif

@@ -30,7 +30,7 @@ static bool filters_match(const struct kb_plan *plan, const struct kb_rule *r,
 		return false;
 	if (r->peer_marked != KB_MARKED_ANY) {
 		bool marked = plan->marks && ev->peer && ev->peer->family &&
-			      kb_marks_has(plan->marks, ev->peer, clk->since_start_ns(clk->ctx));
+			      kb_marks_has(plan->marks, ev->peer, clk->since_start_ns, clk->ctx);
 		if (marked != (r->peer_marked == KB_MARKED_YES))
 			return false;
 	}

@@ -38,6 +38,7 @@ bool kb_marks_set(struct kb_marks *m, const struct kb_addr *addr, uint64_t until
 				memcpy(s->bytes, addr->bytes, 16);
 				__atomic_store_n(&s->until_ns, until_ns, __ATOMIC_RELAXED);
 				__atomic_store_n(&s->state, 2, __ATOMIC_RELEASE);
+				__atomic_add_fetch(&m->count, 1, __ATOMIC_RELEASE);
 				return true;
 			}
 		}
@@ -55,8 +56,11 @@ bool kb_marks_set(struct kb_marks *m, const struct kb_addr *addr, uint64_t until
 	return false;
 }
 
-bool kb_marks_has(const struct kb_marks *m, const struct kb_addr *addr, uint64_t now_ns)
+bool kb_marks_has(const struct kb_marks *m, const struct kb_addr *addr, uint64_t (*now)(void *ctx),
+		  void *ctx)
 {
+	if (__atomic_load_n(&m->count, __ATOMIC_ACQUIRE) == 0)
+		return false;
 	size_t i = home(addr);
 
 	for (size_t n = 0; n < KB_MARKS_MAX; n++, i = (i + 1) % KB_MARKS_MAX) {
@@ -64,8 +68,10 @@ bool kb_marks_has(const struct kb_marks *m, const struct kb_addr *addr, uint64_t
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		if (st == 0)
 			return false;
-		if (st == 2 && same(s, addr))
-			return now_ns < __atomic_load_n(&s->until_ns, __ATOMIC_RELAXED);
+		if (st == 2 && same(s, addr)) {
+			uint64_t until = __atomic_load_n(&s->until_ns, __ATOMIC_RELAXED);
+			return until == UINT64_MAX || now(ctx) < until;
+		}
 	}
 	return false;
 }

@@ -182,6 +182,10 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 			}
 			if (bucket_build(&plan->bucket[call][role], scratch, n) < 0)
 				goto oom;
+			bool marked_only = n > 0;
+			for (size_t i = 0; i < n; i++)
+				marked_only &= scratch[i]->peer_marked == KB_MARKED_YES;
+			plan->bucket[call][role].marked_only = marked_only;
 		}
 	}
 	for (size_t i = 0; i < recipe->nrules; i++) {
