@@ -16,6 +16,7 @@
  *   kbt-probe storm N M        N processes, each calling listen() and close() M times
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -65,6 +66,10 @@ static void serve_one(int lfd)
 static int do_listen(int backlog)
 {
 	int port;
+	/* say whether the shim is in this process at all, so a test can tell
+	 * "not loaded" from "loaded and off" */
+	if (dlsym(RTLD_DEFAULT, "kbfault_version"))
+		printf("kbfault loaded\n");
 	int fd = listener(backlog, &port);
 	struct tcp_info ti;
 	socklen_t l = sizeof ti;

@@ -190,3 +190,35 @@ Test(hardening, a_new_log_is_private)
 	cr_assert_eq(stat(logpath(), &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o, even with umask 0", st.st_mode & 0777);
 }
+
+Test(hardening, setuid_programs_ignore_the_environment, .timeout = 30)
+{
+	/* The dynamic loader preloads into a setuid program only a setuid
+	 * library from a trusted directory, named without a slash. In a
+	 * private mount namespace a setuid copy of the shim is bound over a
+	 * library the probe never loads; the probe, setuid root, runs as
+	 * nobody with KBFAULT_* set: the shim is there, and stays off. */
+	if (getuid() != 0)
+		cr_skip_test("needs root for a mount namespace and a setuid file");
+	const char *victim = "/usr/lib/x86_64-linux-gnu/libcriterion.so.3";
+	if (access(victim, F_OK) != 0 || access("/usr/bin/unshare", X_OK) != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+		cr_skip_test("needs %s, unshare and setpriv", victim);
+	char cmd[4096];
+	const char *dir = kbt_tmpdir();
+	const char *recipe = kbt_write("cap.kbf", "rule five\n  on listen\n  action backlog 5\n");
+	snprintf(cmd, sizeof cmd,
+		 "set -e; chmod 755 %s; chmod 644 %s; "
+		 "cp %s %s/probe && chmod 4755 %s/probe; "
+		 "cp %s %s/libkb.so && chmod 4755 %s/libkb.so; "
+		 "unshare -m --propagation private sh -c '"
+		 "mount --bind %s/libkb.so %s && "
+		 "setpriv --reuid=65534 --regid=65534 --clear-groups "
+		 "env LD_PRELOAD=%s KBFAULT_RECIPE=%s KBFAULT_LOG=/dev/null %s/probe listen 100' 2>&1",
+		 dir, recipe, kbt_build("helpers/kbt-probe"), dir, dir, kbt_build("libkbfault.so"), dir, dir, dir,
+		 victim, strrchr(victim, '/') + 1, recipe, dir);
+	char *out;
+	int status = kbt_run((const char *[]){ "/bin/sh", "-c", cmd, NULL }, NULL, false, 20000, &out, NULL);
+	cr_assert_eq(status, 0, "%s", out);
+	cr_assert(strstr(out, "kbfault loaded"), "the shim is in the setuid process: %s", out);
+	cr_assert(strstr(out, "backlog 100"), "and it did not act on KBFAULT_*: %s", out);
+}
