@@ -18,7 +18,9 @@ int kb_text_read(const char *path, char **text, size_t *len, struct kb_diag *err
 	struct stat st;
 	char *buf;
 	size_t used = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO would block open() until a writer came, and a
+	 * host's start-up with it; a regular file reads the same either way */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0)
 		return kb_diag_set(err, path, 0, 0, "cannot open: %s", strerror(errno));

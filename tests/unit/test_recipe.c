@@ -1,9 +1,12 @@
 /* The recipe parser: what it understands, and exactly where it says no. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kbfault/recipe.h"
 
@@ -218,6 +221,25 @@ Test(recipe, load_errors_name_the_file)
 	cr_assert_lt(kb_recipe_load("/tmp", NULL, &r, &d), 0);
 	kb_diag_format(&d, buf, sizeof buf);
 	cr_assert_str_eq(buf, "/tmp: is a directory, expected a recipe file");
+	cr_assert_lt(kb_recipe_load("/dev/null", NULL, &r, &d), 0);
+	kb_diag_format(&d, buf, sizeof buf);
+	cr_assert_str_eq(buf, "/dev/null: is not a regular file");
+}
+
+Test(recipe, a_fifo_is_refused_without_blocking, .timeout = 10)
+{
+	/* open() of a FIFO with no writer would block for ever: the loader
+	 * must say no instead of hanging the host's start-up */
+	char path[64];
+	struct kb_recipe r;
+	struct kb_diag d;
+	snprintf(path, sizeof path, "/tmp/kbfifo-%d", (int)getpid());
+	unlink(path);
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	int rc = kb_recipe_load(path, NULL, &r, &d);
+	unlink(path);
+	cr_assert_lt(rc, 0);
+	cr_assert(strstr(d.msg, "not a regular file"), "%s", d.msg);
 }
 
 Test(recipe, describe_says_what_was_understood)
