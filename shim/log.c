@@ -255,6 +255,30 @@ static void site_fields(struct kb_jw *w, const struct kb_site *s, const struct k
 		kb_jw_str(w, "peer", addr);
 }
 
+/* Milliseconds from nanoseconds, to the microsecond. */
+static void jw_ms(struct kb_jw *w, const char *key, uint64_t ns)
+{
+	kb_jw_fixed(w, key, ns / 1000000ULL, (ns % 1000000ULL) / 1000, 3);
+}
+
+/* The start and end of every line about a call: the shim's own work,
+ * under the guard, leaving errno as the host had it. */
+static void site_line_begin(struct kb_jw *w, char *line, size_t len, const char *event,
+			    const struct kb_site *s, const struct kb_verdict *v)
+{
+	kb_guard_enter();
+	kb_jw_begin(w, line, len);
+	common_fields(w, event);
+	site_fields(w, s, v);
+}
+
+static void site_line_end(struct kb_jw *w, int saved)
+{
+	kb_log_line(w->buf, kb_jw_end(w));
+	kb_guard_leave();
+	errno = saved;
+}
+
 void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const struct kb_effect *e)
 {
 	char line[LINE_MAX_BYTES];
@@ -262,10 +286,7 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 	const struct kb_rule *r = v->rule;
 	int saved = errno;
 
-	kb_guard_enter();
-	kb_jw_begin(&w, line, sizeof line);
-	common_fields(&w, "inject");
-	site_fields(&w, s, v);
+	site_line_begin(&w, line, sizeof line, "inject", s, v);
 	kb_jw_str(&w, "action", kb_action_name(r->action));
 	if (r->action == KB_ACT_FAIL) {
 		const char *name = kb_errno_name(r->err);
@@ -297,16 +318,14 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 	if (e && e->attempt)
 		kb_jw_u64(&w, "attempt", e->attempt);
 	if (r->delay_ns)
-		kb_jw_fixed(&w, "delay_ms", r->delay_ns / 1000000ULL, (r->delay_ns % 1000000ULL) / 1000, 3);
+		jw_ms(&w, "delay_ms", r->delay_ns);
 	if (r->action == KB_ACT_STALL) {
 		if (r->stall_ns == KB_FOREVER)
 			kb_jw_str(&w, "stall", "forever");
 		else
-			kb_jw_fixed(&w, "stall_ms", r->stall_ns / 1000000ULL, (r->stall_ns % 1000000ULL) / 1000, 3);
+			jw_ms(&w, "stall_ms", r->stall_ns);
 	}
-	kb_log_line(line, kb_jw_end(&w));
-	kb_guard_leave();
-	errno = saved;
+	site_line_end(&w, saved);
 }
 
 void kb_log_mark(const struct kb_site *s, const struct kb_verdict *v, uint64_t until_ns, bool stored)
@@ -315,19 +334,14 @@ void kb_log_mark(const struct kb_site *s, const struct kb_verdict *v, uint64_t u
 	struct kb_jw w;
 	int saved = errno;
 
-	kb_guard_enter();
-	kb_jw_begin(&w, line, sizeof line);
-	common_fields(&w, "mark");
-	site_fields(&w, s, v);
+	site_line_begin(&w, line, sizeof line, "mark", s, v);
 	if (until_ns == KB_FOREVER)
 		kb_jw_str(&w, "until", "exit");
 	else
 		kb_jw_fixed(&w, "until_t", until_ns / 1000000000ULL, (until_ns % 1000000000ULL) / 1000, 6);
 	if (!stored)
 		kb_jw_str(&w, "error", "mark table full: mark lost");
-	kb_log_line(line, kb_jw_end(&w));
-	kb_guard_leave();
-	errno = saved;
+	site_line_end(&w, saved);
 }
 
 void kb_log_stall_end(const struct kb_site *s, const struct kb_verdict *v, uint64_t stalled_ns,
@@ -337,13 +351,8 @@ void kb_log_stall_end(const struct kb_site *s, const struct kb_verdict *v, uint6
 	struct kb_jw w;
 	int saved = errno;
 
-	kb_guard_enter();
-	kb_jw_begin(&w, line, sizeof line);
-	common_fields(&w, "stall-end");
-	site_fields(&w, s, v);
-	kb_jw_fixed(&w, "stalled_ms", stalled_ns / 1000000ULL, (stalled_ns % 1000000ULL) / 1000, 3);
+	site_line_begin(&w, line, sizeof line, "stall-end", s, v);
+	jw_ms(&w, "stalled_ms", stalled_ns);
 	kb_jw_bool(&w, "interrupted", interrupted);
-	kb_log_line(line, kb_jw_end(&w));
-	kb_guard_leave();
-	errno = saved;
+	site_line_end(&w, saved);
 }
