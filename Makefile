@@ -120,13 +120,15 @@ $(BUILD)/preload-tests: $(call obj,$(PRE_SRC)) $(CORE_A)
 deps-test:
 	$(Q)scripts/ensure-packages libcriterion-dev
 
+# Every test run has an outer time limit: a test that hangs fails the run
+# (and CI) instead of stalling it.
 unit: deps-test $(BUILD)/unit-tests
-	$(Q)$(BUILD)/unit-tests $(CRITERION_FLAGS)
+	$(Q)timeout 600 $(BUILD)/unit-tests $(CRITERION_FLAGS)
 
 helpers: $(HELPERS) $(HELPER_LIBS)
 
 preload: deps-test all helpers $(BUILD)/preload-tests
-	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) $(BUILD)/preload-tests $(CRITERION_FLAGS)
+	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 # The real servers and clients the end-to-end tests drive, from Debian.
 E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps
@@ -134,7 +136,7 @@ E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps
 # One test at a time: they measure latencies of bursts on 2 cores.
 e2e: deps-test all $(BUILD)/e2e-tests
 	$(Q)scripts/ensure-packages $(E2E_PACKAGES)
-	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
+	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 1200 $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
 
 check: unit preload e2e
 test: check
@@ -167,9 +169,9 @@ bench: all
 VALGRIND := valgrind -q --error-exitcode=95 --leak-check=full --errors-for-leak-kinds=definite
 check-valgrind: deps-test all helpers $(BUILD)/unit-tests $(BUILD)/preload-tests
 	$(Q)scripts/ensure-packages valgrind
-	$(Q)$(VALGRIND) --trace-children=yes $(BUILD)/unit-tests --jobs 1 $(CRITERION_FLAGS)
+	$(Q)timeout 900 $(VALGRIND) --trace-children=yes $(BUILD)/unit-tests --jobs 1 $(CRITERION_FLAGS)
 	$(Q)KB_SANITIZER=valgrind KB_VALGRIND=1 KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) \
-		$(BUILD)/preload-tests --jobs 1 $(CRITERION_FLAGS)
+		timeout 1800 $(BUILD)/preload-tests --jobs 1 $(CRITERION_FLAGS)
 
 # libFuzzer, with ASan and UBSan, on the recipe parser and the log reader,
 # for FUZZ_SECONDS each. New inputs go to build-fuzz/; the seeds in
@@ -207,7 +209,7 @@ fuzz:
 check-tsan: deps-test all $(BUILD)/preload-tests
 	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SAN="$(SAN_TSAN)" all helpers
 	$(Q)KB_SANITIZER=tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=87 \
-		KB_BUILD=$(abspath build-tsan) KB_SRC=$(CURDIR) $(BUILD)/preload-tests $(CRITERION_FLAGS)
+		KB_BUILD=$(abspath build-tsan) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 install: $(LIB) $(CLI)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(RECIPEDIR) \

@@ -191,13 +191,24 @@ char *kbt_line(struct kbt_proc *p, int timeout_ms)
 	return line;
 }
 
-char *kbt_slurp_fd(int fd)
+/* Reads what is left on fd until its end, or until deadline (ms on the
+ * monotonic clock; 0: none). A deadline matters when something the test
+ * did not start keeps the pipe open: a daemon that left our process group
+ * (or valgrind's copy of its descriptors) would otherwise block us for
+ * ever. */
+static char *slurp_until(int fd, long long deadline)
 {
 	size_t cap = 4096, n = 0;
 	char *buf = malloc(cap);
 	for (;;) {
 		if (n + 1024 > cap)
 			buf = realloc(buf, cap *= 2);
+		if (deadline) {
+			long long left = deadline - now_ms();
+			struct pollfd pf = { fd, POLLIN, 0 };
+			if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+				break;
+		}
 		ssize_t r = read(fd, buf + n, cap - n - 1);
 		if (r <= 0)
 			break;
@@ -206,6 +217,11 @@ char *kbt_slurp_fd(int fd)
 	buf[n] = '\0';
 	close(fd);
 	return buf;
+}
+
+char *kbt_slurp_fd(int fd)
+{
+	return slurp_until(fd, 0);
 }
 
 int kbt_wait(struct kbt_proc *p, int timeout_ms, char **out, char **err)
@@ -225,7 +241,10 @@ int kbt_wait(struct kbt_proc *p, int timeout_ms, char **out, char **err)
 	} else if (WIFSIGNALED(status)) {
 		status = 128 + WTERMSIG(status);
 	}
-	char *o = kbt_slurp_fd(p->out), *e = kbt_slurp_fd(p->err);
+	/* the rest of the output, within what is left of the deadline (and
+	 * a moment more, for a child that has just exited) */
+	long long until = (deadline > now_ms() ? deadline : now_ms()) + 2000;
+	char *o = slurp_until(p->out, until), *e = slurp_until(p->err, until);
 	if (out)
 		*out = o;
 	else
