@@ -17,7 +17,8 @@
  *   other            anything else (errno in "last_error")
  * Attempts run in --concurrency threads; all of it is bounded by --count
  * and --timeout. The summary is one JSON object on stdout, with connect
- * latency percentiles in milliseconds.
+ * latency percentiles in milliseconds. The exit status is 0, or with
+ * --strict 1 unless every attempt was ok: a probe for `kbfault gate`.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -244,9 +245,11 @@ int main(int argc, char **argv)
 		{ "lines", required_argument, NULL, 'l' },       { "gap", required_argument, NULL, 'g' },
 		{ "bind", required_argument, NULL, 'b' },
 		{ "request", required_argument, NULL, 'r' },     { "final", required_argument, NULL, 'f' },
+		{ "strict", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },              { NULL, 0, NULL, 0 },
 	};
 	int c;
+	bool strict = false;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -261,13 +264,15 @@ int main(int argc, char **argv)
 		case 'b': opt.bind = optarg; break;
 		case 'r': opt.request = unescape(optarg); break;
 		case 'f': opt.final = unescape(optarg); break;
+		case 's': strict = true; break;
 		case 'h':
 		default:
 			fputs("Usage: kbdemo-client --port N [--host ADDR] [--count N] [--concurrency N]\n"
 			      "                     [--timeout MS] [--hold MS] [--lines N] [--gap MS]\n"
-			      "                     [--bind IPV4] [--request STRING] [--final STRING]\n"
+			      "                     [--bind IPV4] [--request STRING] [--final STRING] [--strict]\n"
 			      "  --request  sent for each exchange (default \"hello\\n\"); \\r and \\n are understood\n"
-			      "  --final    sent after the last exchange (e.g. \"QUIT\\r\\n\" for redis)\n",
+			      "  --final    sent after the last exchange (e.g. \"QUIT\\r\\n\" for redis)\n"
+			      "  --strict   exit 1 unless every attempt was ok (a probe for kbfault gate)\n",
 			      c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
 		}
@@ -314,5 +319,5 @@ int main(int argc, char **argv)
 	printf("}\n");
 	free(lat);
 	free(connect_ms);
-	return 0;
+	return strict && counts[OK] != opt.count ? 1 : 0;
 }
