@@ -3,6 +3,7 @@
 #   make                 build build/libkbfault.so and build/kbfault
 #   make check           unit and preload tests (installs Criterion if missing)
 #   make demo            the demo server under the bundled demo recipe
+#   make gates           the example CI gates (docs/ci/gates.kbg) against nginx and redis
 #   make install         PREFIX=/usr/local DESTDIR= (library, CLI, recipes, man pages)
 #   make V=1             show the commands
 #
@@ -61,7 +62,7 @@ CLI_A   := $(BUILD)/libkbcli.a
 CLI     := $(BUILD)/kbfault
 
 .SECONDARY:
-.PHONY: all check test unit preload e2e demo install uninstall clean deps-test check-asan check-tsan helpers fuzz check-valgrind bench
+.PHONY: all check test unit preload e2e demo gates install uninstall clean deps-test check-asan check-tsan helpers fuzz check-valgrind bench
 all: $(LIB) $(CLI) $(DEMO)
 
 $(BUILD)/obj/%.o: %.c
@@ -131,7 +132,7 @@ preload: deps-test all helpers $(BUILD)/preload-tests
 	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 # The real servers and clients the end-to-end tests drive, from Debian.
-E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps
+E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils
 
 # One test at a time: they measure latencies of bursts on 2 cores.
 e2e: deps-test all $(BUILD)/e2e-tests
@@ -143,6 +144,19 @@ test: check
 
 demo: all
 	$(Q)scripts/demo $(BUILD)
+
+# The example gates of docs/ci/gates.kbg, run as the project's own CI runs
+# them: nginx and redis under two recipes, a JUnit file checked by xmllint,
+# and an HTML timeline per gate, all in $(BUILD)/gates.
+GATE_PACKAGES := nginx-light redis-server redis-tools curl libxml2-utils
+gates: all
+	$(Q)scripts/ensure-packages $(GATE_PACKAGES)
+	$(Q)rm -rf $(BUILD)/gates
+	$(Q)$(CLI) gate -f docs/ci/gates.kbg --junit $(BUILD)/gates/junit.xml --out $(BUILD)/gates
+	$(Q)xmllint --noout $(BUILD)/gates/junit.xml
+	$(Q)for log in $(BUILD)/gates/*/kbfault.log; do \
+		$(CLI) report --html "$${log%/kbfault.log}/report.html" "$$log" >/dev/null || exit 1; done
+	@echo "gates: JUnit in $(BUILD)/gates/junit.xml, timelines in $(BUILD)/gates/*/report.html"
 
 # The same tests, instrumented, each flavour in its own build directory.
 # The helpers are instrumented executables, so the sanitizer runtime is
@@ -180,7 +194,7 @@ check-valgrind: deps-test all helpers $(BUILD)/unit-tests $(BUILD)/preload-tests
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Icli -g -O1 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -DKB_VERSION='"$(VERSION)"' -DKB_RECIPE_DIR='"$(RECIPEDIR)"'
-FUZZ_TARGETS := recipe json
+FUZZ_TARGETS := recipe json suite
 
 build-fuzz/fuzz-recipe: tests/fuzz/fuzz_recipe.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
@@ -188,6 +202,9 @@ build-fuzz/fuzz-recipe: tests/fuzz/fuzz_recipe.c $(CORE_SRC)
 build-fuzz/fuzz-json: tests/fuzz/fuzz_json.c cli/logsum.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
+build-fuzz/fuzz-suite: tests/fuzz/fuzz_suite.c cli/gate.c cli/locate.c cli/logsum.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -DKB_PKGLIBDIR='"$(PKGLIBDIR)"' -o $@ $^
 
 fuzz:
 	$(Q)scripts/ensure-packages clang libclang-rt-dev

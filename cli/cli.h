@@ -12,7 +12,7 @@
 /* Exit codes, documented in kbfault(1) and the README. */
 enum {
 	KB_EXIT_OK = 0,
-	KB_EXIT_FAIL = 1,      /* check: a recipe is invalid; report: bad log lines */
+	KB_EXIT_FAIL = 1,      /* check: a recipe is invalid; report: bad log lines; gate: a gate failed */
 	KB_EXIT_USAGE = 2,     /* bad flags or arguments */
 	KB_EXIT_RUN_SETUP = 125, /* run: kbfault failed before the command started */
 	KB_EXIT_NOEXEC = 126,  /* run: the command could not be executed */
@@ -23,6 +23,7 @@ int kb_cmd_run(int argc, char **argv);
 int kb_cmd_check(int argc, char **argv);
 int kb_cmd_report(int argc, char **argv);
 int kb_cmd_list(int argc, char **argv);
+int kb_cmd_gate(int argc, char **argv);
 
 /* Prints "kbfault: " and the message to stderr. */
 void kb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -11,34 +11,23 @@
 #include "cli.h"
 #include "kbfault/json.h"
 #include "logsum.h"
+#include "report_html.h"
 
 static const char usage[] =
-	"Usage: kbfault report [--json] LOG...\n"
+	"Usage: kbfault report [--json] [--html FILE] LOG...\n"
 	"\n"
 	"Summarises injection logs: the processes that ran under kbfault, and how many\n"
 	"faults each rule injected, per call, action and process.\n"
 	"\n"
-	"  --json      print one JSON object instead of tables\n"
-	"  -h, --help  this text\n"
+	"  --json       print one JSON object instead of tables\n"
+	"  --html FILE  also write a self-contained HTML page: the totals, the\n"
+	"               processes and a timeline of the injections per rule and\n"
+	"               process (a CI artifact)\n"
+	"  -h, --help   this text\n"
 	"\n"
 	"Exit status: 0 if every line was read, 1 if a log is unreadable or has lines\n"
 	"that are not kbfault log objects (each is reported as LOG:LINE:COLUMN), 2 on\n"
 	"usage errors.\n";
-
-static int by_rule_pid(const void *a, const void *b)
-{
-	const struct kb_logsum_row *x = a, *y = b;
-	int c = strcmp(x->rule, y->rule);
-	if (c)
-		return c;
-	if (x->pid != y->pid)
-		return x->pid < y->pid ? -1 : 1;
-	c = strcmp(x->call, y->call);
-	if (c)
-		return c;
-	c = strcmp(x->action, y->action);
-	return c ? c : strcmp(x->effect, y->effect);
-}
 
 static void print_text(const struct kb_logsum *s)
 {
@@ -116,10 +105,12 @@ int kb_cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "html", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool json = false;
+	const char *html = NULL;
 	int c, status = KB_EXIT_OK;
 	struct kb_logsum s;
 
@@ -127,6 +118,7 @@ int kb_cmd_report(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
+		case 'H': html = optarg; break;
 		case 'h': fputs(usage, stdout); return KB_EXIT_OK;
 		default: fputs(usage, stderr); return KB_EXIT_USAGE;
 		}
@@ -159,11 +151,16 @@ int kb_cmd_report(int argc, char **argv)
 		free(line);
 		fclose(f);
 	}
-	qsort(s.rows, s.nrows, sizeof s.rows[0], by_rule_pid);
+	kb_logsum_sort(&s);
 	if (json)
 		print_json(&s);
 	else
 		print_text(&s);
+	char err[4400];
+	if (html && kb_report_html(html, argv + optind, (size_t)(argc - optind), &s, err, sizeof err) < 0) {
+		kb_cli_error("report: %s", err);
+		status = KB_EXIT_FAIL;
+	}
 	kb_logsum_free(&s);
 	return status;
 }

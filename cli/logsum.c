@@ -128,6 +128,27 @@ out:
 	return rc;
 }
 
+static int by_rule_pid(const void *a, const void *b)
+{
+	const struct kb_logsum_row *x = a, *y = b;
+	int c = strcmp(x->rule, y->rule);
+	if (c)
+		return c;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	c = strcmp(x->call, y->call);
+	if (c)
+		return c;
+	c = strcmp(x->action, y->action);
+	return c ? c : strcmp(x->effect, y->effect);
+}
+
+void kb_logsum_sort(struct kb_logsum *s)
+{
+	if (s->nrows > 1)
+		qsort(s->rows, s->nrows, sizeof s->rows[0], by_rule_pid);
+}
+
 uint64_t kb_logsum_rule_total(const struct kb_logsum *s, const char *rule)
 {
 	uint64_t n = 0;

@@ -1,6 +1,6 @@
 /*
  * logsum.h - an injection log, summed up: what `kbfault report` prints
- * and what the gate (later) judges by. Kept apart from the printing so
+ * and what `kbfault gate` judges by. Kept apart from the printing so
  * the unit tests can feed it lines directly.
  */
 #ifndef KBFAULT_LOGSUM_H
@@ -40,6 +40,10 @@ struct kb_logsum {
  * log object, with the reason (and column) in why. Blank lines are
  * ignored. */
 int kb_logsum_add(struct kb_logsum *s, const char *line, char *why, size_t why_len);
+
+/* Orders the rows by rule, then process, call, action and effect: the
+ * order every reader prints them in, one rule's rows together. */
+void kb_logsum_sort(struct kb_logsum *s);
 
 /* Total injections of one rule, across processes. */
 uint64_t kb_logsum_rule_total(const struct kb_logsum *s, const char *rule);

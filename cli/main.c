@@ -14,13 +14,18 @@ static const char usage[] =
 	"  kbfault check [--set NAME=VALUE]... RECIPE...\n"
 	"  kbfault report [--json] LOG...\n"
 	"  kbfault list [--json]\n"
+	"  kbfault gate -r RECIPE --server CMD --ready tcp:HOST:PORT --probe CMD [...]\n"
+	"  kbfault gate -f SUITE [--junit FILE]\n"
 	"  kbfault help [COMMAND]      kbfault --help      kbfault --version\n"
 	"\n"
 	"Commands:\n"
 	"  run      run CMD with libkbfault.so preloaded and RECIPE's faults armed\n"
 	"  check    validate recipes and print their rules as kbfault understands them\n"
 	"  report   summarise an injection log by rule, call, action and process\n"
+	"           (--html FILE: a page with a timeline of the injections)\n"
 	"  list     list the bundled recipes with a line about each\n"
+	"  gate     pass only if a service survives a recipe: the probe succeeds, faults\n"
+	"           were injected, the server still runs (for CI; --junit FILE)\n"
 	"\n"
 	"RECIPE is a .kbf file or the name of a bundled recipe; a unique prefix will do\n"
 	"(`kbfault run -r q236565 -- ./server`).\n"
@@ -37,6 +42,8 @@ static const char usage[] =
 	"  0    success\n"
 	"  1    check: a recipe is invalid; report: a log has malformed lines\n"
 	"  2    usage error (check, report, list)\n"
+	"  gate: 0 every gate passed, 1 a gate failed, 2 bad flags or suite, a server\n"
+	"       that never listened, or an interruption\n"
 	"  run: the command's own status; 125 if kbfault failed before the command\n"
 	"       started (bad recipe, flag or log), 126 if it cannot be executed, 127 if\n"
 	"       it is not found\n"
@@ -83,7 +90,9 @@ int main(int argc, char **argv)
 		return kb_cmd_report(argc, argv);
 	if (strcmp(cmd, "list") == 0)
 		return kb_cmd_list(argc, argv);
-	kb_cli_error("unknown command '%s' (expected run, check, report, list or help; see kbfault --help)",
+	if (strcmp(cmd, "gate") == 0)
+		return kb_cmd_gate(argc, argv);
+	kb_cli_error("unknown command '%s' (expected run, check, report, list, gate or help; see kbfault --help)",
 		     cmd);
 	return KB_EXIT_USAGE;
 }

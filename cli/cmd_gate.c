@@ -1,0 +1,333 @@
+/*
+ * cmd_gate.c - `kbfault gate`: one gate from flags, or a suite of them
+ * from a file; a summary table a person reads, JUnit XML a CI server
+ * reads, and an exit status a CI job can trust: 0 only if every gate
+ * passed, 1 if one failed, 2 if one could not be run as configured.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gate.h"
+
+static const char usage[] =
+	"Usage: kbfault gate -r RECIPE --server 'CMD' --ready tcp:HOST:PORT --probe 'CMD'\n"
+	"                    [--load 'CMD'] [--min-injections N] [--timeout SECONDS]\n"
+	"                    [--server-may-exit] [--name NAME] [--seed N] [--set NAME=VALUE]...\n"
+	"                    [--log LOG] [--junit FILE] [--out DIR]\n"
+	"       kbfault gate -f SUITE [--only NAME]... [--junit FILE] [--out DIR]\n"
+	"\n"
+	"Shows that a service survives a recipe's faults. The gate starts the server\n"
+	"command under the shim with RECIPE armed, waits until something listens on the\n"
+	"--ready port, starts the load command (if any) beside it, runs the probe\n"
+	"command, and then stops everything it started, each in a process group of its\n"
+	"own. Commands run with /bin/sh -c; the load and the probe run without the shim.\n"
+	"\n"
+	"A gate passes only if all of these hold:\n"
+	"  - the probe exited 0 within the timeout;\n"
+	"  - at least N faults were injected (--min-injections, default 1): a gate\n"
+	"    whose recipe never fired proves nothing, and fails;\n"
+	"  - the server is still running at the end (unless --server-may-exit).\n"
+	"\n"
+	"  -r, --recipe RECIPE       a .kbf file or a bundled recipe name\n"
+	"      --server CMD          the service, in the foreground (nginx: daemon off)\n"
+	"      --ready tcp:HOST:PORT ready once a socket listens on PORT\n"
+	"      --probe CMD           what must succeed while the faults are armed\n"
+	"      --load CMD            runs beside the probe; stopped when the probe ends\n"
+	"      --min-injections N    faults that must be injected (default 1; 0 allows none)\n"
+	"      --timeout SECONDS     bound on readiness, and on the probe (default 60; 2m)\n"
+	"      --server-may-exit     do not fail the gate because the server exited\n"
+	"      --name NAME           the gate's name (default: the recipe's)\n"
+	"      --seed N              seed for probabilistic rules\n"
+	"      --set NAME=VALUE      override a recipe parameter; may be repeated\n"
+	"      --log LOG             the injection log (default: DIR/kbfault.log); it is\n"
+	"                            emptied first, so only this run's faults count\n"
+	"  -f, --file SUITE          run the gates of a suite file (`gate NAME` stanzas\n"
+	"                            of the same keys as the flags; see kbfault(1))\n"
+	"      --only NAME           run only this gate of the suite; may be repeated\n"
+	"      --junit FILE          write the results as JUnit XML, one testcase per gate\n"
+	"      --out DIR             keep each gate's outputs in DIR/NAME: kbfault.log,\n"
+	"                            server.out, load.out, probe.out (default: a new\n"
+	"                            directory under $TMPDIR, printed in the summary)\n"
+	"  -h, --help                this text\n"
+	"\n"
+	"Exit status: 0 if every gate passed; 1 if a gate failed; 2 on a bad flag or\n"
+	"suite, a recipe that does not load, a server that never listened, or an\n"
+	"interruption (then everything the gate started has been stopped).\n";
+
+enum {
+	OPT_SERVER = 256, OPT_READY, OPT_PROBE, OPT_LOAD, OPT_MIN, OPT_TIMEOUT, OPT_MAY_EXIT, OPT_NAME,
+	OPT_SEED, OPT_SET, OPT_LOG, OPT_ONLY, OPT_JUNIT, OPT_OUT
+};
+
+/* The gate key a single-gate flag sets. */
+static const char *gate_key(int c)
+{
+	switch (c) {
+	case 'r': return "recipe";
+	case OPT_SERVER: return "server";
+	case OPT_READY: return "ready";
+	case OPT_PROBE: return "probe";
+	case OPT_LOAD: return "load";
+	case OPT_MIN: return "min-injections";
+	case OPT_TIMEOUT: return "timeout";
+	case OPT_MAY_EXIT: return "server-may-exit";
+	case OPT_NAME: return "name";
+	case OPT_SEED: return "seed";
+	case OPT_SET: return "set";
+	case OPT_LOG: return "log";
+	default: return NULL;
+	}
+}
+
+static const char *verdict_word(enum kb_verdict v)
+{
+	return v == KB_GATE_PASS ? "PASS" : v == KB_GATE_FAIL ? "FAIL" : "ERROR";
+}
+
+static void probe_word(const struct kb_gate_result *r, char *out, size_t len)
+{
+	if (r->probe_status == -2)
+		snprintf(out, len, "not run");
+	else if (r->probe_status == -1)
+		snprintf(out, len, "timed out");
+	else if (r->probe_status > 128)
+		snprintf(out, len, "signal %d", r->probe_status - 128);
+	else
+		snprintf(out, len, "exit %d", r->probe_status);
+}
+
+/* "backlog=17 leak=3" */
+static void by_rule(const struct kb_logsum *s, char *out, size_t len)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < s->nrows; i++)
+		if (i == 0 || strcmp(s->rows[i].rule, s->rows[i - 1].rule) != 0)
+			kb_append(out, len, &used, "%s%s=%llu", used ? " " : "", s->rows[i].rule,
+				  (unsigned long long)kb_logsum_rule_total(s, s->rows[i].rule));
+	if (!used)
+		kb_append(out, len, &used, "-");
+}
+
+static void print_summary(const struct kb_gate *gates, const struct kb_gate_result *res, size_t n)
+{
+	size_t pass = 0, failed = 0, errors = 0;
+	char probe[32], rules[1024];
+	int w = 4; /* the widest name */
+	for (size_t i = 0; i < n; i++)
+		w = (int)strlen(gates[i].name) > w ? (int)strlen(gates[i].name) : w;
+
+	printf("%-6s %-*s %8s %-10s %10s  %s\n", "RESULT", w, "GATE", "SECONDS", "PROBE", "INJECTIONS", "BY RULE");
+	for (size_t i = 0; i < n; i++) {
+		const struct kb_gate_result *r = &res[i];
+		pass += r->verdict == KB_GATE_PASS;
+		failed += r->verdict == KB_GATE_FAIL;
+		errors += r->verdict == KB_GATE_ERROR;
+		probe_word(r, probe, sizeof probe);
+		by_rule(&r->sum, rules, sizeof rules);
+		printf("%-6s %-*s %8.1f %-10s %10llu  %s\n", verdict_word(r->verdict), w, gates[i].name, r->seconds,
+		       probe, (unsigned long long)r->sum.injections, rules);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct kb_gate_result *r = &res[i];
+		printf("\n%s %s", verdict_word(r->verdict), gates[i].name);
+		if (gates[i].where[0])
+			printf(" (%s)", gates[i].where);
+		printf("\n");
+		if (r->verdict != KB_GATE_PASS)
+			printf("  reason:  %s\n", r->reason);
+		if (!r->server_alive && r->probe_status != -2)
+			printf("  server:  exited during the gate%s\n",
+			       gates[i].server_may_exit ? " (allowed: --server-may-exit)" : "");
+		if (r->dir[0])
+			printf("  outputs: %s\n", r->dir);
+		if (r->log[0])
+			printf("  log:     %s   (kbfault report %s)\n", r->log, r->log);
+	}
+	printf("\n%zu gate%s: %zu passed, %zu failed, %zu could not run\n", n, n == 1 ? "" : "s", pass, failed,
+	       errors);
+}
+
+/* The default name of a gate: its recipe's, without directory and .kbf. */
+static void default_name(struct kb_gate *g)
+{
+	char name[128], err[256];
+	const char *base = strrchr(g->recipe, '/');
+	base = base ? base + 1 : g->recipe;
+	size_t len = strnlen(base, sizeof name - 1);
+	memcpy(name, base, len);
+	name[len] = '\0';
+	char *dot = strstr(name, ".kbf");
+	if (dot && dot[4] == '\0')
+		*dot = '\0';
+	for (char *p = name; *p; p++)
+		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", *p))
+			*p = '_';
+	if (name[0] == '.' || name[0] == '\0' || kb_gate_set(g, "name", name, err, sizeof err) < 0)
+		kb_gate_set(g, "name", "gate", err, sizeof err);
+}
+
+int kb_cmd_gate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "recipe", required_argument, NULL, 'r' },
+		{ "server", required_argument, NULL, OPT_SERVER },
+		{ "ready", required_argument, NULL, OPT_READY },
+		{ "probe", required_argument, NULL, OPT_PROBE },
+		{ "load", required_argument, NULL, OPT_LOAD },
+		{ "min-injections", required_argument, NULL, OPT_MIN },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "server-may-exit", no_argument, NULL, OPT_MAY_EXIT },
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "set", required_argument, NULL, OPT_SET },
+		{ "log", required_argument, NULL, OPT_LOG },
+		{ "file", required_argument, NULL, 'f' },
+		{ "only", required_argument, NULL, OPT_ONLY },
+		{ "junit", required_argument, NULL, OPT_JUNIT },
+		{ "out", required_argument, NULL, OPT_OUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kb_gate one, *gates = NULL;
+	struct kb_gate_result *res = NULL;
+	const char *suite = NULL, *junit = NULL, *out = NULL, *first_gate_flag = NULL;
+	const char **only = NULL;
+	size_t nonly = 0;
+	int c, n = 0, status = KB_EXIT_USAGE;
+	char err[4096];
+
+	kb_gate_defaults(&one);
+	only = calloc((size_t)argc + 1, sizeof *only);
+	if (only == NULL) {
+		kb_cli_error("gate: out of memory");
+		return KB_EXIT_USAGE;
+	}
+	optind = 1;
+	int li = -1;
+	while ((c = getopt_long(argc, argv, "r:f:h", opts, &li)) != -1) {
+		const char *key = gate_key(c);
+		if (key) {
+			if (first_gate_flag == NULL)
+				first_gate_flag = li >= 0 ? opts[li].name : "recipe";
+			li = -1;
+			if (kb_gate_set(&one, key, c == OPT_MAY_EXIT ? "yes" : optarg, err, sizeof err) < 0) {
+				kb_cli_error("gate: --%s: %s", key, err);
+				goto out;
+			}
+			continue;
+		}
+		li = -1;
+		switch (c) {
+		case 'f': suite = optarg; break;
+		case OPT_ONLY: only[nonly++] = optarg; break;
+		case OPT_JUNIT: junit = optarg; break;
+		case OPT_OUT: out = optarg; break;
+		case 'h':
+			fputs(usage, stdout);
+			status = KB_EXIT_OK;
+			goto out;
+		default:
+			fputs(usage, stderr);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		kb_cli_error("gate: unexpected argument '%s' (quote a command: --server 'nginx -c conf')", argv[optind]);
+		goto out;
+	}
+	if (suite && first_gate_flag) {
+		kb_cli_error("gate: --%s sets a gate, and with -f the gates are set in %s (`%s VALUE` in a gate's stanza)",
+			     first_gate_flag, suite, first_gate_flag);
+		goto out;
+	}
+	if (!suite && nonly) {
+		kb_cli_error("gate: --only selects gates of a suite (-f SUITE)");
+		goto out;
+	}
+	if (suite) {
+		n = kb_gate_suite(suite, &gates, err, sizeof err);
+		if (n < 0) {
+			kb_cli_error("%s", err);
+			goto out;
+		}
+		if (nonly) {
+			int k = 0;
+			for (size_t j = 0; j < nonly; j++) {
+				bool found = false;
+				for (int i = 0; i < n; i++)
+					found |= strcmp(gates[i].name, only[j]) == 0;
+				if (!found) {
+					kb_cli_error("gate: --only %s: no such gate in %s", only[j], suite);
+					goto out;
+				}
+			}
+			for (int i = 0; i < n; i++)
+				for (size_t j = 0; j < nonly; j++)
+					if (strcmp(gates[i].name, only[j]) == 0) {
+						gates[k++] = gates[i];
+						break;
+					}
+			n = k;
+		}
+	} else {
+		if (!one.name[0] && one.recipe[0])
+			default_name(&one);
+		if (kb_gate_check(&one, err, sizeof err) < 0) {
+			kb_cli_error("gate: %s", err);
+			fputs("(see kbfault gate --help)\n", stderr);
+			goto out;
+		}
+		gates = malloc(sizeof *gates);
+		if (gates == NULL)
+			goto out;
+		gates[0] = one;
+		n = 1;
+	}
+	if (out)
+		for (int i = 0; i < n; i++)
+			snprintf(gates[i].out, sizeof gates[i].out, "%s", out);
+
+	res = calloc((size_t)n, sizeof *res);
+	if (res == NULL) {
+		kb_cli_error("gate: out of memory");
+		goto out;
+	}
+	kb_gate_catch_signals();
+	bool tty = isatty(2);
+	int ran = 0;
+	for (int i = 0; i < n && !kb_gate_interrupted(); i++, ran++) {
+		if (tty)
+			fprintf(stderr, "gate %d/%d: %s\n", i + 1, n, gates[i].name);
+		kb_gate_run(&gates[i], tty, &res[i]);
+	}
+	print_summary(gates, res, (size_t)ran);
+	fflush(stdout);
+
+	status = KB_EXIT_OK;
+	for (int i = 0; i < ran; i++) {
+		if (res[i].verdict == KB_GATE_ERROR)
+			status = KB_EXIT_USAGE;
+		else if (res[i].verdict == KB_GATE_FAIL && status == KB_EXIT_OK)
+			status = KB_EXIT_FAIL;
+	}
+	if (ran < n) {
+		kb_cli_error("gate: interrupted; %d of %d gates ran", ran, n);
+		status = KB_EXIT_USAGE;
+	}
+	if (junit && kb_gate_junit(junit, gates, res, (size_t)ran, err, sizeof err) < 0) {
+		kb_cli_error("gate: %s", err);
+		status = KB_EXIT_USAGE;
+	}
+	for (int i = 0; i < ran; i++)
+		kb_logsum_free(&res[i].sum);
+out:
+	free(res);
+	free(gates);
+	free(only);
+	return status;
+}

@@ -1,0 +1,74 @@
+/*
+ * gate.h - `kbfault gate`: does a service survive a recipe? One gate
+ * starts the service under the shim, waits until it listens, runs an
+ * optional load beside it and a probe against it, stops everything it
+ * started, and judges: pass only if the probe succeeded, at least
+ * min_injections faults were injected, and the service is still running
+ * (unless it may exit). A gate never passes vacuously.
+ */
+#ifndef KBFAULT_GATE_H
+#define KBFAULT_GATE_H
+
+#include <stdbool.h>
+#include <limits.h>
+#include <stddef.h>
+
+#include "kbfault/recipe.h"
+#include "logsum.h"
+
+struct kb_gate {
+	char name[128];
+	char recipe[4096];      /* as given: a path or a bundled name */
+	struct kb_overrides ov; /* --set / set */
+	char seed[32];          /* "" for the recipe's own */
+	char server[4096], load[4096], probe[4096]; /* shell commands; load may be "" */
+	char ready_host[256];
+	int ready_port;
+	unsigned min_injections;
+	unsigned timeout_s;     /* for the probe, and for readiness */
+	bool server_may_exit;
+	char log[4096];         /* where the injection log goes; "" for a temporary one */
+	char out[2048];         /* --out DIR: outputs go to DIR/NAME; "" for a temporary directory */
+	char where[4200];       /* "suite.kbg:12" for a gate from a suite file, else "" */
+};
+
+enum kb_verdict { KB_GATE_PASS, KB_GATE_FAIL, KB_GATE_ERROR };
+
+struct kb_gate_result {
+	enum kb_verdict verdict;
+	char reason[2560];      /* why it failed, or why it could not run */
+	int probe_status;       /* exit status, 128+signal, -1 timed out, -2 not run */
+	bool server_alive;
+	double seconds;
+	struct kb_logsum sum;   /* the log, summed up */
+	char log[PATH_MAX];
+	char dir[PATH_MAX];        /* the gate's directory: kbfault.log, server.out, load.out, probe.out */
+	char probe_out[8192];   /* the tail of the probe's output */
+};
+
+void kb_gate_defaults(struct kb_gate *g);
+
+/* Sets one gate field from a flag name or a suite key ("recipe", "set",
+ * "ready", "min-injections", ...). Returns 0, or -1 with a message. */
+int kb_gate_set(struct kb_gate *g, const char *key, const char *value, char *err, size_t len);
+
+/* Checks a gate is complete and its recipe loads. -1 with a message. */
+int kb_gate_check(const struct kb_gate *g, char *err, size_t len);
+
+/* Catches SIGINT, SIGTERM and SIGHUP: a running gate then stops what it
+ * started and returns an error; kb_gate_interrupted() says which signal. */
+void kb_gate_catch_signals(void);
+int kb_gate_interrupted(void);
+
+/* Runs one gate. progress: print a live line on stderr (a terminal). */
+void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *res);
+
+/* Reads a suite file: one `gate NAME` stanza per gate. Returns the number
+ * of gates (allocated in *out), or -1 with FILE:LINE:COL in err. */
+int kb_gate_suite(const char *path, struct kb_gate **out, char *err, size_t len);
+
+/* Writes the results as JUnit XML. */
+int kb_gate_junit(const char *path, const struct kb_gate *gates, const struct kb_gate_result *res,
+		  size_t n, char *err, size_t len);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * junit.c - gate results as JUnit XML, the format CI servers (GitHub
+ * Actions' test reporters, GitLab, Jenkins) render as test cases: one
+ * <testsuite> of one <testcase> per gate; a failed gate has <failure>
+ * with the reason, a gate that could not run has <error>; the
+ * injections per rule, the probe's status and the log's path are
+ * <properties>, the probe's output is <system-out>.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gate.h"
+#include "markup.h"
+
+static void property(FILE *f, const char *name, const char *value)
+{
+	fputs("        <property name=\"", f);
+	kb_markup(f, name);
+	fputs("\" value=\"", f);
+	kb_markup(f, value);
+	fputs("\"/>\n", f);
+}
+
+static void write_case(FILE *f, const struct kb_gate *g, const struct kb_gate_result *r)
+{
+	char v[64];
+
+	fputs("    <testcase classname=\"kbfault.gate\" name=\"", f);
+	kb_markup(f, g->name);
+	fprintf(f, "\" time=\"%.3f\">\n", r->seconds);
+	fputs("      <properties>\n", f);
+	property(f, "recipe", g->recipe);
+	snprintf(v, sizeof v, "%llu", (unsigned long long)r->sum.injections);
+	property(f, "injections", v);
+	snprintf(v, sizeof v, "%u", g->min_injections);
+	property(f, "min-injections", v);
+	for (size_t i = 0; i < r->sum.nrows; i++) {
+		if (i > 0 && strcmp(r->sum.rows[i].rule, r->sum.rows[i - 1].rule) == 0)
+			continue;
+		char name[96];
+		snprintf(name, sizeof name, "injections.%s", r->sum.rows[i].rule);
+		snprintf(v, sizeof v, "%llu", (unsigned long long)kb_logsum_rule_total(&r->sum, r->sum.rows[i].rule));
+		property(f, name, v);
+	}
+	snprintf(v, sizeof v, "%d", r->probe_status);
+	property(f, "probe-status", v);
+	property(f, "server-alive", r->server_alive ? "true" : "false");
+	property(f, "log", r->log);
+	fputs("      </properties>\n", f);
+	if (r->verdict != KB_GATE_PASS) {
+		const char *tag = r->verdict == KB_GATE_FAIL ? "failure" : "error";
+		fprintf(f, "      <%s type=\"%s\" message=\"", tag,
+			r->verdict == KB_GATE_FAIL ? "kbfault.GateFailed" : "kbfault.GateError");
+		kb_markup(f, r->reason);
+		fputs("\">", f);
+		kb_markup(f, r->reason);
+		fprintf(f, "</%s>\n", tag);
+	}
+	fputs("      <system-out>", f);
+	kb_markup(f, r->probe_out);
+	fputs("</system-out>\n", f);
+	fputs("    </testcase>\n", f);
+}
+
+int kb_gate_junit(const char *path, const struct kb_gate *gates, const struct kb_gate_result *res,
+		  size_t n, char *err, size_t len)
+{
+	size_t failures = 0, errors = 0;
+	double total = 0;
+	char stamp[32], host[256] = "localhost", tmp[4200];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	for (size_t i = 0; i < n; i++) {
+		failures += res[i].verdict == KB_GATE_FAIL;
+		errors += res[i].verdict == KB_GATE_ERROR;
+		total += res[i].seconds;
+	}
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	gethostname(host, sizeof host - 1);
+
+	/* written beside, then renamed: a reader never sees half a file */
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL) {
+		snprintf(err, len, "--junit %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
+	fprintf(f, "<testsuites name=\"kbfault\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" time=\"%.3f\">\n", n,
+		failures, errors, total);
+	fprintf(f,
+		"  <testsuite name=\"kbfault gates\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"0\" time=\"%.3f\" timestamp=\"%s\" hostname=\"",
+		n, failures, errors, total, stamp);
+	kb_markup(f, host);
+	fputs("\">\n", f);
+	for (size_t i = 0; i < n; i++)
+		write_case(f, &gates[i], &res[i]);
+	fputs("  </testsuite>\n</testsuites>\n", f);
+	if (ferror(f) | (fclose(f) != 0) || rename(tmp, path) != 0) {
+		snprintf(err, len, "--junit %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,317 @@
+/*
+ * report_html.c - see report_html.h.
+ *
+ * The timeline is an inline SVG. A log may hold millions of injections,
+ * so they are not drawn one by one: the run's time span is cut into
+ * TIME_BINS bins, and each lane draws one box per bin that had any, its
+ * shade by how many (the exact count is in the box's tooltip). The page's
+ * size thus depends on the number of lanes, never on the log's length.
+ * The logs are read twice (the span first, then the bins), so nothing
+ * grows with their length either.
+ */
+#include "report_html.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kbfault/json.h"
+#include "markup.h"
+
+#define TIME_BINS 100
+#define LANES_MAX 200 /* beyond: one lane "other" */
+#define LABEL_W 320
+#define BIN_W 8
+#define LANE_H 20
+#define AXIS_H 28
+
+struct lane {
+	const char *rule; /* into the sum's rows */
+	long pid;         /* -1: the "other" lane */
+	unsigned rule_index;
+	uint64_t total, bins[TIME_BINS];
+};
+
+struct timeline {
+	struct lane *lanes;
+	size_t n;
+	double t0, t1; /* epoch seconds, the span of all events */
+	bool any;
+};
+
+static void build_lanes(const struct kb_logsum *s, struct timeline *tl)
+{
+	unsigned rule_index = 0;
+	tl->n = 0;
+	for (size_t i = 0; i < s->nrows; i++) {
+		const struct kb_logsum_row *r = &s->rows[i];
+		bool new_rule = i == 0 || strcmp(r->rule, s->rows[i - 1].rule) != 0;
+		if (i > 0 && new_rule)
+			rule_index++;
+		if (!new_rule && r->pid == s->rows[i - 1].pid)
+			continue; /* same lane: another call or action */
+		if (tl->n == LANES_MAX) {
+			tl->lanes[tl->n].rule = "(more lanes)";
+			tl->lanes[tl->n].pid = -1;
+			tl->lanes[tl->n].rule_index = 0;
+			tl->n++;
+			break;
+		}
+		tl->lanes[tl->n].rule = r->rule;
+		tl->lanes[tl->n].pid = r->pid;
+		tl->lanes[tl->n].rule_index = rule_index;
+		tl->n++;
+	}
+}
+
+static struct lane *lane_of(struct timeline *tl, const char *rule, long pid)
+{
+	for (size_t i = 0; i < tl->n; i++)
+		if (tl->lanes[i].pid == pid && strcmp(tl->lanes[i].rule, rule) == 0)
+			return &tl->lanes[i];
+	return tl->n && tl->lanes[tl->n - 1].pid == -1 ? &tl->lanes[tl->n - 1] : NULL;
+}
+
+/* One pass over the logs: the span (bin == false), or the bins. */
+static void scan(char *const *logs, size_t nlogs, struct timeline *tl, bool bin, struct kb_json_obj *o)
+{
+	for (size_t k = 0; k < nlogs; k++) {
+		FILE *f = fopen(logs[k], "re");
+		char *line = NULL;
+		size_t cap = 0;
+		if (f == NULL)
+			continue;
+		while (getline(&line, &cap, f) >= 0) {
+			unsigned col;
+			const char *why;
+			if (kb_json_flat_parse(line, o, &col, &why) < 0)
+				continue;
+			const struct kb_json_field *ts = kb_json_get(o, "ts"), *pid = kb_json_get(o, "pid");
+			const char *event = kb_json_str(o, "event"), *rule = kb_json_str(o, "rule");
+			if (ts == NULL || ts->type != KB_JSON_NUMBER || event == NULL)
+				continue;
+			double t = strtod(ts->value, NULL);
+			if (!bin) {
+				if (!tl->any || t < tl->t0)
+					tl->t0 = t;
+				if (!tl->any || t > tl->t1)
+					tl->t1 = t;
+				tl->any = true;
+				continue;
+			}
+			if (strcmp(event, "inject") != 0 || rule == NULL || pid == NULL)
+				continue;
+			struct lane *l = lane_of(tl, rule, strtol(pid->value, NULL, 10));
+			if (l == NULL)
+				continue;
+			int b = (int)((t - tl->t0) / (tl->t1 - tl->t0) * TIME_BINS);
+			b = b < 0 ? 0 : b >= TIME_BINS ? TIME_BINS - 1 : b;
+			l->bins[b]++;
+			l->total++;
+		}
+		free(line);
+		fclose(f);
+	}
+}
+
+/* Eight hues that stay apart on white, for the rules in turn. */
+static const char *const palette[] = { "#1f77b4", "#d62728", "#2ca02c", "#9467bd",
+				       "#ff7f0e", "#17becf", "#8c564b", "#e377c2" };
+
+static void svg(FILE *f, const struct timeline *tl, const struct kb_logsum *s)
+{
+	int width = LABEL_W + TIME_BINS * BIN_W + 48, height = AXIS_H + (int)tl->n * LANE_H + 10;
+	double span = tl->t1 - tl->t0, per_bin = span / TIME_BINS;
+
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
+		   "aria-label=\"injections over time, one lane per rule and process\">\n", width, height);
+	for (int i = 0; i <= 5; i++) {
+		int x = LABEL_W + i * TIME_BINS * BIN_W / 5;
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>", x, AXIS_H - 6, x,
+			height - 10);
+		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">+%.3gs</text>\n", x,
+			AXIS_H - 10, span * i / 5);
+	}
+	for (size_t i = 0; i < tl->n; i++) {
+		const struct lane *l = &tl->lanes[i];
+		int y = AXIS_H + (int)i * LANE_H;
+		const char *colour = palette[l->rule_index % (sizeof palette / sizeof palette[0])];
+		uint64_t peak = 0;
+		const char *program = "";
+		for (size_t p = 0; p < s->nprocs; p++)
+			if (s->procs[p].pid == l->pid)
+				program = s->procs[p].program;
+		for (int b = 0; b < TIME_BINS; b++)
+			peak = l->bins[b] > peak ? l->bins[b] : peak;
+
+		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">", LABEL_W - 8,
+			y + LANE_H - 6);
+		kb_markup(f, l->rule);
+		if (l->pid >= 0) {
+			fprintf(f, " \xc2\xb7 %ld ", l->pid);
+			kb_markup(f, program);
+		}
+		fprintf(f, " (%llu)</text>\n", (unsigned long long)l->total);
+		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#f6f6f6\"/>\n", LABEL_W, y + 2,
+			TIME_BINS * BIN_W, LANE_H - 4);
+		for (int b = 0; b < TIME_BINS; b++) {
+			if (l->bins[b] == 0)
+				continue;
+			double shade = 0.3 + 0.7 * (double)l->bins[b] / (double)peak;
+			fprintf(f,
+				"<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" fill-opacity=\"%.2f\">"
+				"<title>",
+				LABEL_W + b * BIN_W, y + 2, BIN_W - 1, LANE_H - 4, colour, shade);
+			kb_markup(f, l->rule);
+			fprintf(f, ", pid %ld: %llu injection%s from +%.3fs to +%.3fs</title></rect>\n", l->pid,
+				(unsigned long long)l->bins[b], l->bins[b] == 1 ? "" : "s", per_bin * b,
+				per_bin * (b + 1));
+		}
+	}
+	fputs("</svg>\n", f);
+}
+
+static void cell(FILE *f, const char *s)
+{
+	fputs("<td>", f);
+	kb_markup(f, s);
+	fputs("</td>", f);
+}
+
+static void tables(FILE *f, const struct kb_logsum *s)
+{
+	fputs("<h2>By rule</h2>\n<table><tr><th>rule</th><th class=n>injections</th></tr>\n", f);
+	for (size_t i = 0; i < s->nrows; i++) {
+		if (i > 0 && strcmp(s->rows[i].rule, s->rows[i - 1].rule) == 0)
+			continue;
+		fputs("<tr>", f);
+		cell(f, s->rows[i].rule);
+		fprintf(f, "<td class=n>%llu</td></tr>\n",
+			(unsigned long long)kb_logsum_rule_total(s, s->rows[i].rule));
+	}
+	fputs("</table>\n", f);
+
+	fputs("<h2>Processes</h2>\n<table><tr><th class=n>pid</th><th class=n>parent</th><th>program</th>"
+	      "<th>recipe</th><th>seed</th><th>forked</th></tr>\n", f);
+	for (size_t i = 0; i < s->nprocs; i++) {
+		const struct kb_logsum_proc *p = &s->procs[i];
+		fprintf(f, "<tr><td class=n>%ld</td><td class=n>%ld</td>", p->pid, p->ppid);
+		cell(f, p->program);
+		cell(f, p->recipe);
+		cell(f, p->seed);
+		cell(f, p->fork ? "yes" : "no");
+		fputs("</tr>\n", f);
+	}
+	fputs("</table>\n", f);
+
+	fputs("<h2>Injections by rule, call, action and process</h2>\n<table><tr><th>rule</th><th>call</th>"
+	      "<th>action</th><th>effect</th><th class=n>pid</th><th class=n>count</th>"
+	      "<th class=n>first (s)</th><th class=n>last (s)</th></tr>\n", f);
+	for (size_t i = 0; i < s->nrows; i++) {
+		const struct kb_logsum_row *r = &s->rows[i];
+		fputs("<tr>", f);
+		cell(f, r->rule);
+		cell(f, r->call);
+		cell(f, r->action);
+		cell(f, r->effect[0] ? r->effect : "-");
+		fprintf(f, "<td class=n>%ld</td><td class=n>%llu</td>", r->pid, (unsigned long long)r->count);
+		fputs("<td class=n>", f);
+		kb_markup(f, r->first_t);
+		fputs("</td><td class=n>", f);
+		kb_markup(f, r->last_t);
+		fputs("</td></tr>\n", f);
+	}
+	fputs("</table>\n", f);
+	if (s->nerrors) {
+		fputs("<h2>Errors reported by the shim</h2>\n<ul>\n", f);
+		for (size_t i = 0; i < s->nerrors; i++) {
+			fputs("<li>", f);
+			kb_markup(f, s->errors[i]);
+			fputs("</li>\n", f);
+		}
+		fputs("</ul>\n", f);
+	}
+}
+
+static const char style[] =
+	"body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}"
+	"h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}"
+	"table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}"
+	"th{font-weight:600}.n{text-align:right;font-variant-numeric:tabular-nums}"
+	".none{font-size:1.2em;color:#b00}.meta{color:#666}code{font-size:.95em}"
+	"svg text{font-family:system-ui,sans-serif}";
+
+int kb_report_html(const char *out, char *const *logs, size_t nlogs, const struct kb_logsum *s, char *err,
+		   size_t len)
+{
+	struct timeline tl;
+	struct kb_json_obj *o = malloc(sizeof *o);
+	char tmp[4200], stamp[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	memset(&tl, 0, sizeof tl);
+	tl.lanes = calloc(LANES_MAX + 1, sizeof *tl.lanes);
+	if (o == NULL || tl.lanes == NULL) {
+		free(o);
+		free(tl.lanes);
+		snprintf(err, len, "--html: out of memory");
+		return -1;
+	}
+	build_lanes(s, &tl);
+	scan(logs, nlogs, &tl, false, o);
+	if (tl.any && tl.t1 - tl.t0 < 0.001)
+		tl.t1 = tl.t0 + 0.001; /* a span of at least a millisecond to divide */
+	if (tl.any && tl.n)
+		scan(logs, nlogs, &tl, true, o);
+	free(o);
+
+	/* written beside, then renamed: a reader never sees half a page */
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL) {
+		snprintf(err, len, "--html %s: %s", out, strerror(errno));
+		free(tl.lanes);
+		return -1;
+	}
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+		   "<title>kbfault report</title>\n<style>%s</style>\n</head>\n<body>\n<h1>kbfault report</h1>\n",
+		style);
+	fprintf(f, "<p class=meta>%s &middot; ", stamp);
+	for (size_t i = 0; i < nlogs; i++) {
+		fputs(i ? ", <code>" : "<code>", f);
+		kb_markup(f, logs[i]);
+		fputs("</code>", f);
+	}
+	fputs("</p>\n", f);
+	fprintf(f, "<p><b id=injections>%llu</b> injection%s in <b>%zu</b> process%s%s", (unsigned long long)s->injections,
+		s->injections == 1 ? "" : "s", s->nprocs, s->nprocs == 1 ? "" : "es",
+		s->malformed ? "; " : ".");
+	if (s->malformed)
+		fprintf(f, "<b>%llu</b> malformed line%s skipped.", (unsigned long long)s->malformed,
+			s->malformed == 1 ? "" : "s");
+	fputs("</p>\n", f);
+	if (s->nrows == 0) {
+		fputs("<p class=none>No faults were injected.</p>\n", f);
+	} else {
+		fprintf(f, "<h2>Timeline</h2>\n<p class=meta>From the first logged event to the last: %.3f s, in %d "
+			   "slices of %.3g s; a darker box is more injections (hover for the count).</p>\n",
+			tl.t1 - tl.t0, TIME_BINS, (tl.t1 - tl.t0) / TIME_BINS);
+		svg(f, &tl, s);
+	}
+	tables(f, s);
+	fputs("</body>\n</html>\n", f);
+	free(tl.lanes);
+	if (ferror(f) | (fclose(f) != 0) || rename(tmp, out) != 0) {
+		snprintf(err, len, "--html %s: %s", out, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}

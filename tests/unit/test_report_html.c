@@ -1,0 +1,82 @@
+/* `kbfault report --html`: lanes per rule and process, counts, escaping,
+ * and a page for a log with no injections. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "report_html.h"
+
+static char *page_for(const char *log_text)
+{
+	static char dir[64], log[128], page[128];
+	snprintf(dir, sizeof dir, "/tmp/kbhtml-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(log, sizeof log, "%s/log", dir);
+	snprintf(page, sizeof page, "%s/page.html", dir);
+	FILE *f = fopen(log, "w");
+	fputs(log_text, f);
+	fclose(f);
+
+	struct kb_logsum s;
+	char why[256], err[512], *line = NULL;
+	size_t cap = 0;
+	memset(&s, 0, sizeof s);
+	f = fopen(log, "r");
+	while (getline(&line, &cap, f) >= 0)
+		kb_logsum_add(&s, line, why, sizeof why);
+	fclose(f);
+	free(line);
+	kb_logsum_sort(&s);
+	char *logs[] = { log };
+	cr_assert_eq(kb_report_html(page, logs, 1, &s, err, sizeof err), 0, "%s", err);
+	kb_logsum_free(&s);
+
+	f = fopen(page, "r");
+	char *text = calloc(1, 1 << 20);
+	fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	unlink(page);
+	unlink(log);
+	rmdir(dir);
+	return text;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+Test(report_html, one_lane_per_rule_and_process)
+{
+	char *html = page_for(
+		"{\"event\":\"start\",\"ts\":100.0,\"pid\":7,\"ppid\":1,\"program\":\"x&y\",\"recipe\":\"r\",\"seed\":0,\"fork\":false}\n"
+		"{\"event\":\"inject\",\"ts\":100.5,\"t\":0.5,\"pid\":7,\"rule\":\"a<b\",\"call\":\"close\",\"action\":\"leak\"}\n"
+		"{\"event\":\"inject\",\"ts\":100.6,\"t\":0.6,\"pid\":7,\"rule\":\"a<b\",\"call\":\"shutdown\",\"action\":\"leak\"}\n"
+		"{\"event\":\"inject\",\"ts\":101.0,\"t\":1.0,\"pid\":8,\"rule\":\"a<b\",\"call\":\"close\",\"action\":\"leak\"}\n"
+		"{\"event\":\"inject\",\"ts\":110.0,\"t\":10.0,\"pid\":7,\"rule\":\"other\",\"call\":\"accept\",\"action\":\"reset\"}\n");
+	cr_assert(strstr(html, "<b id=injections>4</b> injections in <b>1</b> process"), "%s", html);
+	/* lanes: a<b in 7 (two calls, one lane), a<b in 8, other in 7 */
+	cr_assert_eq(count(html, "text-anchor=\"end\">"), 3, "%s", html);
+	cr_assert(strstr(html, "a&lt;b \xc2\xb7 7 x&amp;y (2)</text>"), "escaped labels with counts: %s", html);
+	cr_assert(strstr(html, "a&lt;b \xc2\xb7 8  (1)</text>"), "%s", html);
+	cr_assert(strstr(html, "other \xc2\xb7 7 x&amp;y (1)</text>"), "%s", html);
+	cr_assert_null(strstr(html, "a<b"), "nothing unescaped");
+	/* the span is 100.0 .. 110.0: the last injection falls in the last slice */
+	cr_assert(strstr(html, "other, pid 7: 1 injection from +9.900s to +10.000s"), "%s", html);
+	cr_assert(strstr(html, "+10s</text>"), "the axis ends at the span: %s", html);
+	free(html);
+}
+
+Test(report_html, says_when_nothing_was_injected)
+{
+	char *html = page_for(
+		"{\"event\":\"start\",\"ts\":100.0,\"pid\":7,\"ppid\":1,\"program\":\"srv\",\"recipe\":\"r\",\"seed\":0,\"fork\":false}\n");
+	cr_assert(strstr(html, "No faults were injected."), "%s", html);
+	cr_assert_null(strstr(html, "<svg"));
+	free(html);
+}
