@@ -113,6 +113,22 @@ static void by_rule(const struct kb_logsum *s, char *out, size_t len)
 		kb_append(out, len, &used, "-");
 }
 
+/* The last non-blank line of an output, at most 200 bytes of it. */
+static const char *last_line(const char *text)
+{
+	static char line[204];
+	size_t end = strlen(text);
+	while (end && strchr(" \t\r\n", text[end - 1]))
+		end--;
+	size_t start = end;
+	while (start && text[start - 1] != '\n')
+		start--;
+	size_t n = end - start > 200 ? 200 : end - start;
+	memcpy(line, text + start, n);
+	line[n] = '\0';
+	return line;
+}
+
 static void print_summary(const struct kb_gate *gates, const struct kb_gate_result *res, size_t n)
 {
 	size_t pass = 0, failed = 0, errors = 0;
@@ -143,10 +159,14 @@ static void print_summary(const struct kb_gate *gates, const struct kb_gate_resu
 		if (!r->server_alive && r->probe_status != -2)
 			printf("  server:  exited during the gate%s\n",
 			       gates[i].server_may_exit ? " (allowed: --server-may-exit)" : "");
+		if (r->verdict == KB_GATE_FAIL && r->probe_status != 0 && r->probe_out[0])
+			printf("  probe:   %s\n", last_line(r->probe_out));
 		if (r->dir[0])
-			printf("  outputs: %s\n", r->dir);
-		if (r->log[0])
-			printf("  log:     %s   (kbfault report %s)\n", r->log, r->log);
+			printf("  outputs: %s  (kbfault.log, server.out, %sprobe.out)\n", r->dir,
+			       gates[i].load[0] ? "load.out, " : "");
+		size_t dl = strlen(r->dir);
+		if (r->log[0] && !(strncmp(r->log, r->dir, dl) == 0 && r->log[dl] == '/'))
+			printf("  log:     %s\n", r->log);
 	}
 	printf("\n%zu gate%s: %zu passed, %zu failed, %zu could not run\n", n, n == 1 ? "" : "s", pass, failed,
 	       errors);
@@ -304,6 +324,8 @@ int kb_cmd_gate(int argc, char **argv)
 		if (tty)
 			fprintf(stderr, "gate %d/%d: %s\n", i + 1, n, gates[i].name);
 		kb_gate_run(&gates[i], tty, &res[i]);
+		if (tty)
+			fprintf(stderr, "  %s after %.1fs\n", verdict_word(res[i].verdict), res[i].seconds);
 	}
 	print_summary(gates, res, (size_t)ran);
 	fflush(stdout);

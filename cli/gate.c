@@ -424,6 +424,31 @@ static void tail_of(const char *path, char *out, size_t len)
 	fclose(f);
 }
 
+/* The last lines of an output as one line, for a reason: blank ends
+ * trimmed, line ends shown as " | ". */
+static void one_line(char *s, size_t size)
+{
+	size_t n = strlen(s);
+	while (n && strchr(" \t\r\n", s[n - 1]))
+		s[--n] = '\0';
+	char *start = s + strspn(s, " \t\r\n");
+	memmove(s, start, strlen(start) + 1);
+	char out[1024];
+	size_t k = 0;
+	for (char *p = s; *p && k + 4 < sizeof out && k + 4 < size; p++) {
+		if (*p == '\r')
+			continue;
+		if (*p == '\n') {
+			memcpy(out + k, " | ", 3);
+			k += 3;
+		} else {
+			out[k++] = *p;
+		}
+	}
+	out[k] = '\0';
+	memcpy(s, out, k + 1);
+}
+
 static void sum_log(const char *path, struct kb_logsum *s)
 {
 	FILE *f = fopen(path, "re");
@@ -530,9 +555,9 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		if (waitpid(server, &st, WNOHANG) == server) {
 			char tail[600];
 			tail_of(out, tail, sizeof tail);
-			say(res,
-				 "the server exited (status %d) before it listened on port %d: %s", status_of(st),
-				 g->ready_port, tail);
+			one_line(tail, sizeof tail);
+			say(res, "the server exited (status %d) before it listened on port %d%s%s", status_of(st),
+			    g->ready_port, tail[0] ? "; its last output: " : " (and said nothing)", tail);
 			kill(-server, SIGKILL);
 			server = -1;
 			goto done;

@@ -35,7 +35,7 @@ static char *page_for(const char *log_text)
 
 	f = fopen(page, "r");
 	char *text = calloc(1, 1 << 20);
-	fread(text, 1, (1 << 20) - 1, f);
+	cr_assert_gt(fread(text, 1, (1 << 20) - 1, f), 0);
 	fclose(f);
 	unlink(page);
 	unlink(log);
