@@ -4,10 +4,12 @@
  * reads, and an exit status a CI job can trust: 0 only if every gate
  * passed, 1 if one failed, 2 if one could not be run as configured.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -49,6 +51,7 @@ static const char usage[] =
 	"                            of the same keys as the flags; see kbfault(1))\n"
 	"      --only NAME           run only this gate of the suite; may be repeated\n"
 	"      --junit FILE          write the results as JUnit XML, one testcase per gate\n"
+	"                            (its directory is made if need be)\n"
 	"      --out DIR             keep each gate's outputs in DIR/NAME: kbfault.log,\n"
 	"                            server.out, load.out, probe.out (default: a new\n"
 	"                            directory under $TMPDIR, printed in the summary)\n"
@@ -170,6 +173,34 @@ static void print_summary(const struct kb_gate *gates, const struct kb_gate_resu
 	}
 	printf("\n%zu gate%s: %zu passed, %zu failed, %zu could not run\n", n, n == 1 ? "" : "s", pass, failed,
 	       errors);
+}
+
+/* --junit FILE is checked before any gate runs, not after all of them:
+ * its directory is made if need be (as --out's is) and must be writable. */
+static int junit_dir_ready(const char *file)
+{
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", file);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	for (char *p = dir + 1; *p; p++) { /* mkdir -p */
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir, 0755);
+		*p = '/';
+	}
+	mkdir(dir, 0755);
+	if (access(dir, W_OK) != 0) {
+		kb_cli_error("gate: --junit %s: cannot write in %s: %s", file, dir, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* The default name of a gate: its recipe's, without directory and .kbf. */
@@ -308,6 +339,8 @@ int kb_cmd_gate(int argc, char **argv)
 		gates[0] = one;
 		n = 1;
 	}
+	if (junit && junit_dir_ready(junit) < 0)
+		goto out;
 	if (out)
 		for (int i = 0; i < n; i++)
 			snprintf(gates[i].out, sizeof gates[i].out, "%s", out);

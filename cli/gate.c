@@ -357,10 +357,37 @@ static bool listening(const char *host, int port)
 	return false;
 }
 
-static void progress_line(bool on, const struct kb_gate *g, const char *phase, double since)
+/* The live line on a terminal: the gate, its phase, the time, and the
+ * injections so far - counted in what the log gained since the last look,
+ * whole lines only, so a line being written is counted next time. */
+struct progress {
+	bool on;
+	const char *log;
+	off_t pos;
+	unsigned long long injections;
+};
+
+static void progress_line(struct progress *p, const struct kb_gate *g, const char *phase, double since)
 {
-	if (on)
-		fprintf(stderr, "\r\033[K  %s: %s %.1fs", g->name, phase, now_s() - since);
+	if (!p->on)
+		return;
+	int fd = open(p->log, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		char buf[65536];
+		ssize_t n;
+		while ((n = pread(fd, buf, sizeof buf - 1, p->pos)) > 0) {
+			char *end = memrchr(buf, '\n', (size_t)n);
+			if (end == NULL)
+				break;
+			end[1] = '\0';
+			for (char *q = buf; (q = strstr(q, "\"event\":\"inject\"")) != NULL; q += 16)
+				p->injections++;
+			p->pos += end + 1 - buf;
+		}
+		close(fd);
+	}
+	fprintf(stderr, "\r\033[K  %s: %s %.1fs, %llu injection%s so far", g->name, phase, now_s() - since,
+		p->injections, p->injections == 1 ? "" : "s");
 }
 
 /* dir + "/" + name into out (PATH_MAX); -1 if it would not fit. */
@@ -494,8 +521,7 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 	}
 	if (listening(g->ready_host, g->ready_port)) {
 		/* it would look ready before ours started: a vacuous run */
-		say(res,
-			 "%s port %d is already listening before the server started (another process holds it)",
+		say(res, "%s port %d is already listening before the server started (another process holds it)",
 		    g->ready_host, g->ready_port);
 		return;
 	}
@@ -540,6 +566,7 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 	char **server_env = environment(server_extra);
 	char **client_env = environment(NULL);
 
+	struct progress live = { progress, res->log, 0, 0 };
 	path_join(out, res->dir, "server.out");
 	pid_t server = start(g->server, server_env, out);
 	if (server < 0) {
@@ -564,7 +591,7 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		}
 		ready = listening(g->ready_host, g->ready_port);
 		if (!ready) {
-			progress_line(progress, g, "waiting for the server", t0);
+			progress_line(&live, g, "waiting for the server", t0);
 			usleep(50000);
 		}
 	}
@@ -592,7 +619,7 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 	double probe_deadline = now_s() + g->timeout_s;
 	res->probe_status = -1;
 	while (probe > 0 && !reaped && now_s() < probe_deadline && !interrupted) {
-		progress_line(progress, g, "probing", t0);
+		progress_line(&live, g, "probing", t0);
 		res->probe_status = wait_until(probe, now_s() + 0.2 < probe_deadline ? now_s() + 0.2 : probe_deadline,
 					       &reaped);
 	}
@@ -633,9 +660,9 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		kb_append(res->reason, sizeof res->reason, &r, " (exit status %d)", res->probe_status);
 	if (res->sum.injections < g->min_injections)
 		kb_append(res->reason, sizeof res->reason, &r,
-			  "%sno fault was injected: %llu injection%s, at least %u needed (did the recipe's rules match the server's calls?)",
-			  r ? "; " : "", (unsigned long long)res->sum.injections, res->sum.injections == 1 ? "" : "s",
-			  g->min_injections);
+			  "%s%s: %llu injection%s, at least %u needed (did the recipe's rules match the server's calls?)",
+			  r ? "; " : "", res->sum.injections ? "too few faults were injected" : "no fault was injected",
+			  (unsigned long long)res->sum.injections, res->sum.injections == 1 ? "" : "s", g->min_injections);
 	if (!res->server_alive && !g->server_may_exit)
 		kb_append(res->reason, sizeof res->reason, &r, "%sthe server is no longer running (exit status %d)",
 			  r ? "; " : "", server_status);

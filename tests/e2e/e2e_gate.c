@@ -4,12 +4,15 @@
  * interrupted gate that leaves nothing running, suites against nginx and
  * redis, and the JUnit file read back with xmllint. Also the HTML page of
  * `kbfault report --html`. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,7 +77,8 @@ static const char *demo_probe(int port, const char *extra)
 Test(gate, passes_when_the_service_survives_and_faults_fired, .timeout = 120)
 {
 	int st, port = kbt_free_port();
-	const char *junit = path_in_tmp("pass.xml"), *out = path_in_tmp("pass");
+	/* --junit into a directory that does not exist yet: it is made */
+	const char *junit = path_in_tmp("reports/ci/pass.xml"), *out = path_in_tmp("pass");
 	char *server = strdup(demo_server(port, NULL));
 	char *res = gate(&st,
 			 "-r q181350 --server \"%s\" --ready tcp:127.0.0.1:%d --probe \"%s\" --load \"%s\" "
@@ -156,7 +160,7 @@ Test(gate, fails_when_no_fault_fired, .timeout = 120)
 		   "-r q181350 --min-injections 2 --server \"%s\" --ready tcp:127.0.0.1:%d --probe \"%s\"",
 		   server, port, demo_probe(port, "--count 5"));
 	cr_assert_eq(st, 1, "%s", res);
-	cr_assert(strstr(res, "1 injection, at least 2 needed"), "%s", res);
+	cr_assert(strstr(res, "too few faults were injected: 1 injection, at least 2 needed"), "%s", res);
 	free(res);
 	free(server);
 }
@@ -221,6 +225,14 @@ Test(gate, bad_invocations_exit_2_and_say_why, .timeout = 60)
 	cr_assert(strstr(res, "timeout: expected seconds"), "%s", res);
 	free(res);
 
+	/* a JUnit file that cannot be written is found out before any gate runs */
+	res = gate(&st, "-r q181350 --server \"%s\" --ready tcp:127.0.0.1:%d --probe true --junit /proc/nonexistent/x.xml",
+		   server, port);
+	cr_assert_eq(st, 2, "%s", res);
+	cr_assert(strstr(res, "--junit /proc/nonexistent/x.xml: cannot write in /proc/nonexistent"), "%s", res);
+	cr_assert_null(strstr(res, "RESULT"), "no gate ran: %s", res);
+	free(res);
+
 	res = gate(&st, "--bogus");
 	cr_assert_eq(st, 2, "%s", res);
 	free(res);
@@ -234,6 +246,18 @@ Test(gate, bad_invocations_exit_2_and_say_why, .timeout = 60)
 	cr_assert(strstr(res, "the server never listened on 127.0.0.1 port"), "%s", res);
 	xpath_is(junit, "count(//testcase/error)", "1");
 	xpath_is(junit, "string(//testsuite/@errors)", "1");
+	free(res);
+
+	/* a port someone else holds would make any server look ready */
+	int holder = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert_eq(bind(holder, (struct sockaddr *)&in, sizeof in), 0);
+	cr_assert_eq(listen(holder, 1), 0);
+	res = gate(&st, "-r q181350 --server \"%s\" --ready tcp:127.0.0.1:%d --probe true", server, port);
+	close(holder);
+	cr_assert_eq(st, 2, "%s", res);
+	cr_assert(strstr(res, "is already listening before the server started"), "%s", res);
 	free(res);
 
 	/* nor is one that exits at once */
