@@ -79,6 +79,10 @@ struct kb_plan {
 	uint32_t track_roles;      /* bit (1 << role): descriptors to track */
 	bool uses_tree;            /* some active rule has tree-wide counters */
 	struct kb_bucket bucket[KB_CALL_COUNT][KB_ROLE_COUNT];
+	/* Per bucket, for the hooks' first test: KB_WANTS_NONE, _SOME, or
+	 * _MARKED (only rules that want a marked peer). One byte, so the test
+	 * is one load however the bucket's rules are indexed. */
+	uint8_t wants[KB_CALL_COUNT][KB_ROLE_COUNT];
 	struct kb_counter **counter; /* per rule index */
 	struct kb_marks *marks;      /* for peer-marked; NULL: nothing is marked */
 };
@@ -125,10 +129,11 @@ void kb_plan_free(struct kb_plan *plan);
 
 /* The rules that might apply to (call, role) at all: lets a hook skip its
  * slow work with one load and one branch. */
+enum { KB_WANTS_NONE, KB_WANTS_SOME, KB_WANTS_MARKED };
+
 static inline bool kb_plan_wants(const struct kb_plan *plan, enum kb_call call, enum kb_role role)
 {
-	const struct kb_bucket *b = &plan->bucket[call][role];
-	return b->any.n != 0 || b->bits != 0 || b->ranged.n != 0;
+	return plan->wants[call][role] != KB_WANTS_NONE;
 }
 
 /* Can a rule for (call, role) apply at all right now? Like kb_plan_wants,
@@ -137,10 +142,10 @@ static inline bool kb_plan_wants(const struct kb_plan *plan, enum kb_call call, 
  * in a few loads. */
 static inline bool kb_plan_may_apply(const struct kb_plan *plan, enum kb_call call, enum kb_role role)
 {
-	const struct kb_bucket *b = &plan->bucket[call][role];
-	if (!kb_plan_wants(plan, call, role))
-		return false;
-	return !b->marked_only || (plan->marks && __atomic_load_n(&plan->marks->count, __ATOMIC_ACQUIRE) != 0);
+	uint8_t w = plan->wants[call][role];
+	if (w != KB_WANTS_MARKED)
+		return w != KB_WANTS_NONE;
+	return plan->marks && __atomic_load_n(&plan->marks->count, __ATOMIC_ACQUIRE) != 0;
 }
 
 /* Evaluates the rules for ev in file order. Rules whose action is `pass`
