@@ -280,7 +280,7 @@ struct kbt_log kbt_log_read(const char *path)
 	struct kbt_log log = { 0, NULL };
 	FILE *f = fopen(path, "r");
 	char *line = NULL;
-	size_t cap = 0;
+	size_t cap = 0, slots = 0;
 	unsigned lineno = 0;
 
 	cr_assert_not_null(f, "no log at %s", path);
@@ -289,7 +289,14 @@ struct kbt_log kbt_log_read(const char *path)
 		const char *why;
 		lineno++;
 		cr_assert_eq(line[strlen(line) - 1], '\n', "%s:%u: a line without its end", path, lineno);
-		log.line = realloc(log.line, (log.n + 1) * sizeof *log.line);
+		if (log.n == slots) {
+			/* doubling: a parsed line is tens of KiB, and a realloc per
+			 * line copies the whole array each time under ASan, whose
+			 * realloc never grows in place (hours for a large log) */
+			slots = slots ? 2 * slots : 64;
+			log.line = realloc(log.line, slots * sizeof *log.line);
+			cr_assert_not_null(log.line, "%s: out of memory at line %u", path, lineno);
+		}
 		cr_assert_eq(kb_json_flat_parse(line, &log.line[log.n], &col, &why), 0, "%s:%u:%u: %s: %s", path,
 			     lineno, col, why, line);
 		log.n++;
