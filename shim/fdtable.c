@@ -13,7 +13,7 @@
 struct kb_fd_entry *kb_fdt;
 int kb_fdt_len;
 int kb_fd_floor = 0x7fffffff; /* lowered by kb_protect() */
-static int high;              /* one past the highest tracked fd */
+int kb_fd_high;               /* one past the highest tracked fd */
 
 int kb_fdtable_init(void)
 {
@@ -47,23 +47,6 @@ static bool in_range(int fd)
 	return (unsigned)fd < (unsigned)kb_fdt_len;
 }
 
-static void publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t tag)
-{
-	struct kb_fd_entry *e = &kb_fdt[fd];
-
-	__atomic_store_n(&e->head, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&e->ino, ino, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->peer[0], peer[0], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->peer[1], peer[1], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->tag, tag, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->head, head, __ATOMIC_RELEASE);
-
-	int h = __atomic_load_n(&high, __ATOMIC_RELAXED);
-	while (fd + 1 > h && !__atomic_compare_exchange_n(&high, &h, fd + 1, true, __ATOMIC_RELAXED,
-							  __ATOMIC_RELAXED))
-		;
-}
-
 bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr *peer)
 {
 	struct stat st;
@@ -73,7 +56,7 @@ bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr
 		return false;
 	if (peer)
 		memcpy(pb, peer->bytes, sizeof pb);
-	publish(fd, pack(role, 0, lport, peer), (uint64_t)st.st_ino, pb, 0);
+	kb_fd_publish(fd, pack(role, 0, lport, peer), (uint64_t)st.st_ino, pb, 0);
 	return true;
 }
 
@@ -95,20 +78,6 @@ bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 	memcpy(out->peer.bytes, pb, sizeof pb);
 	out->tag = __atomic_load_n(&e->tag, __ATOMIC_RELAXED);
 	return true;
-}
-
-void kb_fd_copy(int fd, int to)
-{
-	uint64_t h = kb_fd_head(fd);
-
-	if (!in_range(to) || h == 0)
-		return;
-	const struct kb_fd_entry *e = &kb_fdt[fd];
-	uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
-			   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
-	/* the copy is the same socket, not another session of it */
-	h &= ~((uint64_t)(KB_FD_SESSION | KB_FD_CUT) << 8);
-	publish(to, h, __atomic_load_n(&e->ino, __ATOMIC_RELAXED), pb, 0);
 }
 
 void kb_fd_mark(int fd, unsigned flags)
@@ -153,5 +122,5 @@ bool kb_fd_same(int fd, const struct kb_fd_info *info)
 
 int kb_fd_limit(void)
 {
-	return __atomic_load_n(&high, __ATOMIC_RELAXED);
+	return __atomic_load_n(&kb_fd_high, __ATOMIC_RELAXED);
 }

@@ -51,6 +51,7 @@ struct kb_fd_entry {
 extern struct kb_fd_entry *kb_fdt __attribute__((visibility("hidden")));
 extern int kb_fdt_len __attribute__((visibility("hidden")));
 extern int kb_fd_floor __attribute__((visibility("hidden")));
+extern int kb_fd_high __attribute__((visibility("hidden"))); /* one past the highest tracked fd */
 
 /* The armed fast path: true when fd is certainly none of kbfault's
  * business - not tracked, and below every descriptor of the shim's own -
@@ -93,8 +94,40 @@ int kb_fdtable_init(void);
  * nothing) if fd is out of the table's range or not a socket. */
 bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr *peer);
 
+/* Writes to's entry: the header cleared first and set last (release), so
+ * a concurrent reader never sees half an entry. Inline, with kb_fd_copy,
+ * because dup2() of a tracked socket is on a server's hot path. */
+static inline void kb_fd_publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t tag)
+{
+	struct kb_fd_entry *e = &kb_fdt[fd];
+
+	__atomic_store_n(&e->head, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&e->ino, ino, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer[0], peer[0], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer[1], peer[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->tag, tag, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->head, head, __ATOMIC_RELEASE);
+
+	int h = __atomic_load_n(&kb_fd_high, __ATOMIC_RELAXED);
+	while (fd + 1 > h && !__atomic_compare_exchange_n(&kb_fd_high, &h, fd + 1, true, __ATOMIC_RELAXED,
+							  __ATOMIC_RELAXED))
+		;
+}
+
 /* Copies fd's entry to `to` (after dup2/dup3: same socket). */
-void kb_fd_copy(int fd, int to);
+static inline void kb_fd_copy(int fd, int to)
+{
+	uint64_t h = kb_fd_head(fd);
+
+	if ((unsigned)to >= (unsigned)kb_fdt_len || h == 0)
+		return;
+	const struct kb_fd_entry *e = &kb_fdt[fd];
+	uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
+			   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
+	/* the copy is the same socket, not another session of it */
+	h &= ~((uint64_t)(KB_FD_SESSION | KB_FD_CUT) << 8);
+	kb_fd_publish(to, h, __atomic_load_n(&e->ino, __ATOMIC_RELAXED), pb, 0);
+}
 
 /* Adds flags (KB_FD_*) to fd's entry. */
 void kb_fd_mark(int fd, unsigned flags);

@@ -29,13 +29,32 @@ static int pass(int fd)
 	return (int)kb_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
 }
 
+/* Armed, and fd is tracked: when no rule is about closing a socket of its
+ * role and it is neither leaked nor a session, there is nothing to decide
+ * (kb_close_hook's first case): forget it and close. Out of line, so the
+ * exported close() keeps no stack frame; a listener closed in a prefork
+ * server's children, or after dup2(), takes this path. */
+__attribute__((noinline)) static int close_armed(int fd)
+{
+	if (kb_mode_get() == KB_MODE_ARMED && !kb_guarded() &&
+	    fd < __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED)) {
+		uint64_t head = kb_fd_head(fd);
+		if (head != 0 && !kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head)) &&
+		    !(KB_HEAD_FLAGS(head) & (KB_FD_LEAKED | KB_FD_SESSION))) {
+			kb_fd_forget(fd);
+			return pass(fd);
+		}
+	}
+	return kb_close_hook(fd, NULL);
+}
+
 KB_API int close(int fd)
 {
 	int m = kb_mode_get();
 	/* off, or armed and fd is none of ours: straight to libc */
 	if (__builtin_expect(m == KB_MODE_OFF, 1) || (m == KB_MODE_ARMED && kb_fd_untracked(fd)))
 		return kb_real.close(fd);
-	return kb_close_hook(fd, NULL);
+	return close_armed(fd);
 }
 
 /* A tracked descriptor that rules, a leak or a session may concern. */

@@ -37,18 +37,34 @@ static inline bool untouched(int oldfd, int newfd)
 	return kb_mode_get() == KB_MODE_ARMED && kb_fd_untracked(oldfd) && kb_fd_untracked(newfd);
 }
 
+/* The usual armed case: a tracked socket copied onto a free number of the
+ * host's (a prefork server's listener, a socket handed to a child's
+ * stdin). Nothing there to forget or protect, so: the real call, then the
+ * entry copied. Out of line, so that the exported functions keep no stack
+ * frame; everything else goes to kb_dup_hook. */
+__attribute__((noinline)) static int dup_armed(int oldfd, int newfd, int flags, bool three)
+{
+	if (kb_mode_get() != KB_MODE_ARMED || kb_guarded() || oldfd == newfd ||
+	    newfd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED) || kb_fd_head(newfd) != 0)
+		return kb_dup_hook(oldfd, newfd, flags, three, NULL);
+	int rc = pass(oldfd, newfd, flags, three);
+	if (rc >= 0)
+		kb_fd_copy(oldfd, newfd);
+	return rc;
+}
+
 KB_API int dup2(int oldfd, int newfd)
 {
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1) || untouched(oldfd, newfd))
 		return kb_real.dup2(oldfd, newfd);
-	return kb_dup_hook(oldfd, newfd, 0, false, NULL);
+	return dup_armed(oldfd, newfd, 0, false);
 }
 
 KB_API int dup3(int oldfd, int newfd, int flags)
 {
 	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1) || untouched(oldfd, newfd))
 		return kb_real.dup3(oldfd, newfd, flags);
-	return kb_dup_hook(oldfd, newfd, flags, true, NULL);
+	return dup_armed(oldfd, newfd, flags, true);
 }
 
 int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
