@@ -216,7 +216,7 @@ static void default_name(struct kb_gate *g)
 	if (dot && dot[4] == '\0')
 		*dot = '\0';
 	for (char *p = name; *p; p++)
-		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-", *p))
+		if (!strchr(KB_GATE_NAME_CHARS, *p))
 			*p = '_';
 	if (name[0] == '.' || name[0] == '\0' || kb_gate_set(g, "name", name, err, sizeof err) < 0)
 		kb_gate_set(g, "name", "gate", err, sizeof err);

@@ -96,7 +96,7 @@ int kb_gate_set(struct kb_gate *g, const char *key, const char *value, char *err
 		return copy(g->log, sizeof g->log, value, "the log path", err, len);
 	if (strcmp(key, "name") == 0) {
 		/* it names a directory under --out and a JUnit test case */
-		if (!value[0] || value[0] == '.' || value[strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")])
+		if (!value[0] || value[0] == '.' || value[strspn(value, KB_GATE_NAME_CHARS)])
 			return fail(err, len, "name: expected letters, digits, '.', '_' and '-' (not first '.'), got '%s'",
 				    value);
 		return copy(g->name, sizeof g->name, value, "the name", err, len);

@@ -32,6 +32,9 @@ struct kb_gate {
 	char where[4200];       /* "suite.kbg:12" for a gate from a suite file, else "" */
 };
 
+/* What a gate's name may hold: it names a directory and a JUnit test case. */
+#define KB_GATE_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
 enum kb_verdict { KB_GATE_PASS, KB_GATE_FAIL, KB_GATE_ERROR };
 
 struct kb_gate_result {

@@ -29,18 +29,24 @@ static int pass(int fd)
 	return (int)kb_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
 }
 
-/* Armed, and fd is tracked: when no rule is about closing a socket of its
- * role and it is neither leaked nor a session, there is nothing to decide
- * (kb_close_hook's first case): forget it and close. Out of line, so the
- * exported close() keeps no stack frame; a listener closed in a prefork
- * server's children, or after dup2(), takes this path. */
+/* A tracked descriptor that no close rule is about, neither leaked nor a
+ * session: nothing to decide, no need even to know it is still ours. */
+static inline bool nothing_to_decide(uint64_t head)
+{
+	return !kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head)) &&
+	       !(KB_HEAD_FLAGS(head) & (KB_FD_LEAKED | KB_FD_SESSION));
+}
+
+/* Armed, fd tracked and below the shim's own: the common case of
+ * kb_close_hook (a listener closed in a prefork server's children, or
+ * after dup2()) without its other checks. Out of line, so the exported
+ * close() keeps no stack frame. */
 __attribute__((noinline)) static int close_armed(int fd)
 {
 	if (kb_mode_get() == KB_MODE_ARMED && !kb_guarded() &&
 	    fd < __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED)) {
 		uint64_t head = kb_fd_head(fd);
-		if (head != 0 && !kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head)) &&
-		    !(KB_HEAD_FLAGS(head) & (KB_FD_LEAKED | KB_FD_SESSION))) {
+		if (head != 0 && nothing_to_decide(head)) {
 			kb_fd_forget(fd);
 			return pass(fd);
 		}
@@ -118,11 +124,9 @@ int kb_close_hook(int fd, const char *via)
 	uint64_t head = kb_fd_head(fd);
 	if (head == 0)
 		return pass(fd);
-	bool rules = kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head));
-	if (!rules && !(KB_HEAD_FLAGS(head) & (KB_FD_LEAKED | KB_FD_SESSION))) {
-		/* nothing to decide: no need even to know it is still ours */
+	if (nothing_to_decide(head)) {
 		kb_fd_forget(fd);
 		return pass(fd);
 	}
-	return close_tracked(fd, via, rules, errno);
+	return close_tracked(fd, via, kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head)), errno);
 }

@@ -31,6 +31,16 @@ static int pass(int oldfd, int newfd, int flags, bool three)
 	return (int)kb_raw_syscall(SYS_dup3, oldfd, newfd, 0, 0, 0, 0);
 }
 
+/* The real call; then newfd is the same socket as oldfd, so it gets a copy
+ * of oldfd's entry, if oldfd has one. */
+static inline int pass_and_copy(int oldfd, int newfd, int flags, bool three)
+{
+	int rc = pass(oldfd, newfd, flags, three);
+	if (rc >= 0)
+		kb_fd_copy(oldfd, newfd);
+	return rc;
+}
+
 /* Neither descriptor is ours to track or protect: nothing to keep. */
 static inline bool untouched(int oldfd, int newfd)
 {
@@ -47,10 +57,7 @@ __attribute__((noinline)) static int dup_armed(int oldfd, int newfd, int flags, 
 	if (kb_mode_get() != KB_MODE_ARMED || kb_guarded() || oldfd == newfd ||
 	    newfd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED) || kb_fd_head(newfd) != 0)
 		return kb_dup_hook(oldfd, newfd, flags, three, NULL);
-	int rc = pass(oldfd, newfd, flags, three);
-	if (rc >= 0)
-		kb_fd_copy(oldfd, newfd);
-	return rc;
+	return pass_and_copy(oldfd, newfd, flags, three);
 }
 
 KB_API int dup2(int oldfd, int newfd)
@@ -85,8 +92,5 @@ int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
 		kb_fd_forget(newfd);
 	}
 	errno = saved;
-	int rc = pass(oldfd, newfd, flags, three);
-	if (rc >= 0 && kb_fd_head(oldfd))
-		kb_fd_copy(oldfd, newfd);
-	return rc;
+	return pass_and_copy(oldfd, newfd, flags, three);
 }

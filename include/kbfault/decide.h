@@ -62,7 +62,6 @@ struct kb_bucket {
 	struct kb_port_slot *slots;
 	struct kb_rule_list ranged; /* rules for a port range, file order */
 	uint64_t *covered;          /* 65536 bits: a ranged rule covers this port */
-	bool marked_only;           /* every rule here wants a marked peer */
 };
 
 /*

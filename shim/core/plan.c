@@ -185,7 +185,6 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 			bool marked_only = n > 0;
 			for (size_t i = 0; i < n; i++)
 				marked_only &= scratch[i]->peer_marked == KB_MARKED_YES;
-			plan->bucket[call][role].marked_only = marked_only;
 			plan->wants[call][role] = n == 0 ? KB_WANTS_NONE : marked_only ? KB_WANTS_MARKED : KB_WANTS_SOME;
 		}
 	}

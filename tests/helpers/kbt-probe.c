@@ -14,6 +14,9 @@
  *   kbt-probe forkstall        fork while another thread is inside accept()
  *   kbt-probe sigclose         a signal handler calls close() while close() is in progress
  *   kbt-probe storm N M        N processes, each calling listen() and close() M times
+ *   kbt-probe dupclose         dup2/dup3 a listener onto 100 and 101, close it, accept a
+ *                              connection through each copy, then close 100 and put a
+ *                              non-socket there by F_DUPFD (which kbfault does not see)
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -323,6 +326,39 @@ static int do_storm(int procs, int times)
 	return failed != 0;
 }
 
+/* accept() on fd with a connection waiting: "ok" or the errno's name. */
+static const char *accept_one(int fd, int port)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&in, sizeof in) < 0)
+		return "connect-failed";
+	int a = accept(fd, NULL, NULL);
+	const char *what = a >= 0 ? "ok" : strerrorname_np(errno);
+	if (a >= 0)
+		close(a);
+	close(c);
+	return what;
+}
+
+static int do_dupclose(void)
+{
+	int port, l = listener(16, &port);
+	if (dup2(l, 100) != 100 || dup3(l, 101, O_CLOEXEC) != 101)
+		return 1;
+	close(l);
+	printf("dup2 %s\n", accept_one(100, port));
+	printf("dup3 %s\n", accept_one(101, port));
+	close(101);
+	close(100);
+	int n = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (n < 0 || fcntl(n, F_DUPFD_CLOEXEC, 100) != 100)
+		return 1;
+	printf("closed %s\n", accept(100, NULL, NULL) >= 0 ? "ok" : strerrorname_np(errno));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -347,7 +383,9 @@ int main(int argc, char **argv)
 		return do_sigclose();
 	if (argc >= 4 && strcmp(argv[1], "storm") == 0)
 		return do_storm(atoi(argv[2]), atoi(argv[3]));
+	if (argc >= 2 && strcmp(argv[1], "dupclose") == 0)
+		return do_dupclose();
 	fprintf(stderr, "usage: kbt-probe listen N | errno | connect PORT | fork | closeall | spawn | daemon FILE"
-			" | forkstall | sigclose | storm N M\n");
+			" | forkstall | sigclose | storm N M | dupclose\n");
 	return 2;
 }

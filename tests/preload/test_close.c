@@ -90,3 +90,33 @@ Test(close, reset_instead_of_fin)
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "reset", NULL), 3);
 	kbt_log_free(&l);
 }
+
+/* A copy of a tracked listener (dup2, dup3) is the same listener: a rule
+ * on accept applies to it after the original is closed. A closed copy is
+ * forgotten: the non-socket put on its number (by F_DUPFD, which the shim
+ * does not see) is no listener of kbfault's. Without the recipe, all three
+ * behave as they do natively. */
+Test(close, copies_are_tracked_and_closed_copies_forgotten)
+{
+	char *out, *err, env_recipe[700], env_log[700];
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "dupclose", NULL };
+
+	cr_assert_eq(kbt_run(argv, NULL, true, 10000, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(out, "main\ndup2 ok\ndup3 ok\nclosed ENOTSOCK\n");
+	free(out);
+	free(err);
+
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s",
+		 kbt_write("full.kbf", "rule full\n  on accept\n  action fail EMFILE\n"));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s/log", kbt_tmpdir());
+	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, env_log, NULL }, true, 10000, &out, &err), 0, "%s",
+		     err);
+	cr_assert_str_eq(out, "main\ndup2 EMFILE\ndup3 EMFILE\nclosed ENOTSOCK\n");
+	char path[700];
+	snprintf(path, sizeof path, "%s/log", kbt_tmpdir());
+	struct kbt_log l = kbt_log_read(path);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "full", NULL), 2, "one per copy, none after the close");
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
