@@ -13,7 +13,31 @@
 struct kb_fd_entry *kb_fdt;
 int kb_fdt_len;
 int kb_fd_floor = 0x7fffffff; /* lowered by kb_protect() */
+int kb_fd_fast;               /* min(kb_fdt_len, kb_fd_floor) once armed; 0 before */
 int kb_fd_high;               /* one past the highest tracked fd */
+static uint8_t role_flags[KB_ROLE_COUNT];
+
+/* Lowers *v to x, if x is less. */
+static void lower(int *v, int x)
+{
+	int cur = __atomic_load_n(v, __ATOMIC_RELAXED);
+	while (x < cur && !__atomic_compare_exchange_n(v, &cur, x, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+}
+
+void kb_fd_lower_floor(int fd)
+{
+	/* the fast range first: a hook that still reads the old floor then
+	 * at worst takes the slow path for a descriptor that is the host's */
+	lower(&kb_fd_fast, fd);
+	lower(&kb_fd_floor, fd);
+}
+
+void kb_fd_role_flags(enum kb_role role, unsigned flags)
+{
+	if ((unsigned)role < KB_ROLE_COUNT)
+		role_flags[role] = (uint8_t)flags;
+}
 
 int kb_fdtable_init(void)
 {
@@ -32,6 +56,15 @@ int kb_fdtable_init(void)
 	kb_fdt = p;
 	__atomic_store_n(&kb_fdt_len, (int)n, __ATOMIC_RELEASE);
 	return 0;
+}
+
+void kb_fd_arm_fast_paths(void)
+{
+	/* start-up runs alone (every other thread waits for it in
+	 * kb_init_ensure), so nothing lowers the floor meanwhile */
+	int len = __atomic_load_n(&kb_fdt_len, __ATOMIC_ACQUIRE);
+	int floor = __atomic_load_n(&kb_fd_floor, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&kb_fd_fast, floor < len ? floor : len, __ATOMIC_RELEASE);
 }
 
 static uint64_t pack(enum kb_role role, unsigned flags, uint16_t lport, const struct kb_addr *peer)
@@ -56,7 +89,7 @@ bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr
 		return false;
 	if (peer)
 		memcpy(pb, peer->bytes, sizeof pb);
-	kb_fd_publish(fd, pack(role, 0, lport, peer), (uint64_t)st.st_ino, pb, 0);
+	kb_fd_publish(fd, pack(role, role_flags[role], lport, peer), (uint64_t)st.st_ino, pb, 0);
 	return true;
 }
 

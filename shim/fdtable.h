@@ -30,7 +30,19 @@ enum {
 	KB_FD_SESSION = 2, /* an admitted session of an `action sessions` rule */
 	KB_FD_CUT = 4,     /* a session the model cut; its owner has not closed it yet */
 	KB_FD_QUEUE = 8,   /* a listener with an emulated accept queue (queue.h) */
+	/* What the plan holds for the descriptor's role, copied into the
+	 * entry when it is tracked (kb_fd_role_flags), so that a hook's fast
+	 * path learns from the one header load it makes anyway whether it
+	 * has anything to ask: */
+	KB_FD_CLOSE_RULES = 16,   /* close rules exist for this role */
+	KB_FD_ACCEPT_BEFORE = 32, /* a listener: accept rules decide before the real call */
+	KB_FD_ACCEPT_AFTER = 64,  /* a listener: something to do once a connection is taken */
 };
+
+/* The header's flag bits, in place, for masks tested against it. */
+#define KB_HEAD_FLAG(f) ((uint64_t)(f) << 8)
+/* close() must look closer: rules, or a descriptor kept open or counted */
+#define KB_HEAD_CLOSE_ASKS KB_HEAD_FLAG(KB_FD_CLOSE_RULES | KB_FD_LEAKED | KB_FD_SESSION)
 
 /* Header word: role (8 bits) | flags (8) | local port (16) | peer family
  * (8) | reserved (8) | peer port (16). Zero means "no entry". */
@@ -45,24 +57,51 @@ struct kb_fd_entry {
 #define KB_HEAD_FLAGS(h) ((unsigned)(((h) >> 8) & 0xff))
 #define KB_HEAD_LPORT(h) ((uint16_t)((h) >> 16))
 
-/* The table and its length; and the lowest descriptor the shim keeps for
- * itself (log.h), above which every call takes the slow path. Hidden, so
- * the hooks' fast paths reach them with RIP-relative loads. */
+/* The table and its length; the lowest descriptor the shim keeps for
+ * itself (log.h), at and above which every call takes the slow path; and
+ * the fast range: the lesser of the two once the shim is armed, zero
+ * before. So a fast path's one unsigned comparison with kb_fd_fast says
+ * "armed, in the table, and the host's" (and rejects negative numbers
+ * too). Hidden, so the hooks' fast paths reach them with RIP-relative
+ * loads. */
 extern struct kb_fd_entry *kb_fdt __attribute__((visibility("hidden")));
 extern int kb_fdt_len __attribute__((visibility("hidden")));
 extern int kb_fd_floor __attribute__((visibility("hidden")));
+extern int kb_fd_fast __attribute__((visibility("hidden")));
 extern int kb_fd_high __attribute__((visibility("hidden"))); /* one past the highest tracked fd */
+
+static inline unsigned kb_fd_fast_limit(void)
+{
+	return (unsigned)__atomic_load_n(&kb_fd_fast, __ATOMIC_RELAXED);
+}
+
+/* Is the shim armed and fd one the fast paths may look up? Then
+ * kb_fd_head_fast(fd) reads its header. */
+static inline bool kb_fd_fast_ok(int fd)
+{
+	return (unsigned)fd < kb_fd_fast_limit();
+}
+
+static inline uint64_t kb_fd_head_fast(int fd)
+{
+	return __atomic_load_n(&kb_fdt[fd].head, __ATOMIC_RELAXED);
+}
+
+/* Outside the fast range: is fd below the shim's own descriptors, so
+ * beyond the table or negative, and so never tracked? */
+static inline bool kb_fd_below_floor(int fd)
+{
+	return fd < __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED);
+}
 
 /* The armed fast path: true when fd is certainly none of kbfault's
  * business - not tracked, and below every descriptor of the shim's own -
  * so a hook can hand the call to libc at once. A few loads, no calls. */
 static inline bool kb_fd_untracked(int fd)
 {
-	if (fd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED))
-		return false;
-	if ((unsigned)fd >= (unsigned)kb_fdt_len)
-		return true; /* negative, or beyond the table: never tracked */
-	return __atomic_load_n(&kb_fdt[fd].head, __ATOMIC_RELAXED) == 0;
+	if (kb_fd_fast_ok(fd))
+		return kb_fd_head_fast(fd) == 0;
+	return kb_fd_below_floor(fd);
 }
 
 /* fd's header word (0: untracked), for hooks that need only its role,
@@ -90,21 +129,32 @@ struct kb_fd_info {
 
 int kb_fdtable_init(void);
 
+/* Opens the fast range: called once the shim is armed. */
+void kb_fd_arm_fast_paths(void);
+
+/* Lowers the floor (and the fast range with it) to fd, one of the
+ * shim's own. It only ever goes down. */
+void kb_fd_lower_floor(int fd);
+
+/* The KB_FD_CLOSE_RULES / _ACCEPT_* bits every entry of `role` gets when
+ * tracked: set once at start-up, from the plan, before the shim arms. */
+void kb_fd_role_flags(enum kb_role role, unsigned flags);
+
 /* Records fd; takes its identity with fstat(). Returns false (and records
  * nothing) if fd is out of the table's range or not a socket. */
 bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr *peer);
 
-/* Writes to's entry: the header cleared first and set last (release), so
- * a concurrent reader never sees half an entry. Inline, with kb_fd_copy,
- * because dup2() of a tracked socket is on a server's hot path. */
-static inline void kb_fd_publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t tag)
+/* Fills fd's entry, whose header is zero, and publishes it: the header
+ * last (release), so a concurrent reader never sees half an entry; then
+ * the high-water mark. Inline, with the copies below, because dup2() of
+ * a tracked socket is on a server's hot path. */
+static inline void kb_fd_fill(int fd, uint64_t head, uint64_t ino, uint64_t peer0, uint64_t peer1, uint64_t tag)
 {
 	struct kb_fd_entry *e = &kb_fdt[fd];
 
-	__atomic_store_n(&e->head, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&e->ino, ino, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->peer[0], peer[0], __ATOMIC_RELAXED);
-	__atomic_store_n(&e->peer[1], peer[1], __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer[0], peer0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer[1], peer1, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->tag, tag, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->head, head, __ATOMIC_RELEASE);
 
@@ -114,19 +164,34 @@ static inline void kb_fd_publish(int fd, uint64_t head, uint64_t ino, const uint
 		;
 }
 
-/* Copies fd's entry to `to` (after dup2/dup3: same socket). */
+/* Writes fd's entry, whatever it held: the header cleared first. */
+static inline void kb_fd_publish(int fd, uint64_t head, uint64_t ino, const uint64_t peer[2], uint64_t tag)
+{
+	__atomic_store_n(&kb_fdt[fd].head, 0, __ATOMIC_RELEASE);
+	kb_fd_fill(fd, head, ino, peer[0], peer[1], tag);
+}
+
+/* After dup2/dup3, `to` is the same socket as fd, whose header is h (not
+ * zero): `to` gets a copy of fd's entry - the same socket, not another
+ * session of it. `to`'s entry must be empty. */
+static inline void kb_fd_copy_into_empty(int fd, int to, uint64_t h)
+{
+	const struct kb_fd_entry *e = &kb_fdt[fd];
+
+	kb_fd_fill(to, h & ~KB_HEAD_FLAG(KB_FD_SESSION | KB_FD_CUT), __atomic_load_n(&e->ino, __ATOMIC_RELAXED),
+		   __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED), __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED),
+		   0);
+}
+
+/* The same, for any `to` in the table and any fd. */
 static inline void kb_fd_copy(int fd, int to)
 {
 	uint64_t h = kb_fd_head(fd);
 
 	if ((unsigned)to >= (unsigned)kb_fdt_len || h == 0)
 		return;
-	const struct kb_fd_entry *e = &kb_fdt[fd];
-	uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
-			   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
-	/* the copy is the same socket, not another session of it */
-	h &= ~((uint64_t)(KB_FD_SESSION | KB_FD_CUT) << 8);
-	kb_fd_publish(to, h, __atomic_load_n(&e->ino, __ATOMIC_RELAXED), pb, 0);
+	__atomic_store_n(&kb_fdt[to].head, 0, __ATOMIC_RELEASE);
+	kb_fd_copy_into_empty(fd, to, h);
 }
 
 /* Adds flags (KB_FD_*) to fd's entry. */
@@ -141,10 +206,16 @@ void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag);
 
 bool kb_fd_lookup(int fd, struct kb_fd_info *out);
 
+/* fd, in the fast range, is untracked from now on. */
+static inline void kb_fd_forget_fast(int fd)
+{
+	__atomic_store_n(&kb_fdt[fd].head, 0, __ATOMIC_RELEASE);
+}
+
 static inline void kb_fd_forget(int fd)
 {
 	if ((unsigned)fd < (unsigned)kb_fdt_len)
-		__atomic_store_n(&kb_fdt[fd].head, 0, __ATOMIC_RELEASE);
+		kb_fd_forget_fast(fd);
 }
 
 /* Is fd still the socket that was tracked? One fstat(). */

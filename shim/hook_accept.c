@@ -48,39 +48,97 @@ static inline bool after_needed(void)
 	       (kb_shim.plan.track_roles & (1u << KB_ROLE_ACCEPTED));
 }
 
-/* Out of line, so that the exported functions keep no stack frame and
- * their pass-through stays a load, a test and a jump. */
-__attribute__((noinline)) static int accept_fast(int fd, struct sockaddr *addr, socklen_t *len, int flags,
-						 bool four, const char *via)
+/* What the fast path reads off a descriptor's header (fdtable.h): is it
+ * a listener with anything to do at all, and is there nothing to do
+ * before the real call? */
+static inline bool listener_quiet(uint64_t head)
 {
-	if (kb_mode_get() != KB_MODE_ARMED || kb_guarded())
-		return kb_accept_hook(fd, addr, len, flags, four, via);
-	uint64_t head = kb_fd_head(fd);
-	if (KB_HEAD_ROLE(head) != KB_ROLE_LISTENING)
-		return pass(fd, addr, len, flags, four);
-	if (!simple(head))
-		return kb_accept_hook(fd, addr, len, flags, four, via);
-	if (!after_needed())
-		return pass(fd, addr, len, flags, four); /* nothing to do at all */
-	socklen_t given = addr && len ? *len : 0; /* afterwards *len is the full size */
-	int c = pass(fd, addr, len, flags, four);
-	if (c < 0)
-		return c;
-	return kb_accepted(fd, c, addr, len, given, flags, four, via, head);
+	return KB_HEAD_ROLE(head) != KB_ROLE_LISTENING ||
+	       !(head & KB_HEAD_FLAG(KB_FD_ACCEPT_BEFORE | KB_FD_ACCEPT_AFTER | KB_FD_QUEUE));
 }
 
+static inline bool nothing_before(uint64_t head)
+{
+	return !(head & KB_HEAD_FLAG(KB_FD_ACCEPT_BEFORE | KB_FD_QUEUE));
+}
+
+/* What a connection taken by the fast path needs afterwards. */
+struct pending {
+	struct sockaddr *addr;
+	socklen_t *len;
+	uint64_t head;
+	int fd, flags;
+	socklen_t given; /* *len before the call: afterwards it is the full size */
+};
+
+__attribute__((noinline)) static int pending_taken(const struct pending *p, int c, bool four, const char *via)
+{
+	return kb_accepted(p->fd, c, p->addr, p->len, p->given, p->flags, four, via, p->head);
+}
+
+/* A listener with nothing to decide before the call: the real call goes
+ * first, and only a connection, if one comes, goes on to the rules and
+ * the table; a thread inside the shim gets it as it is. Most of an event
+ * loop's accepts end in EAGAIN right after the call, so that path is
+ * kept short: the arguments wait in memory (the empty asm makes the
+ * compiler put them there before the call) rather than in saved
+ * registers that would have to be pushed and popped on every call. */
+__attribute__((always_inline)) static inline int take_then_decide(int fd, struct sockaddr *addr,
+								 socklen_t *len, int flags, bool four,
+								 const char *via, uint64_t head)
+{
+	struct pending p = { addr, len, head, fd, flags, addr && len ? *len : 0 };
+	__asm__ volatile("" : : "r"(&p) : "memory");
+	int c = four ? kb_real.accept4(fd, addr, len, flags) : kb_real.accept(fd, addr, len);
+	if (c < 0 || kb_guarded())
+		return c;
+	return pending_taken(&p, c, four, via);
+}
+
+/* One copy per entry point, so that neither carries the other's
+ * arguments across the call. */
+__attribute__((noinline)) static int accept_then(int fd, struct sockaddr *addr, socklen_t *len, uint64_t head)
+{
+	return take_then_decide(fd, addr, len, 0, false, NULL, head);
+}
+
+__attribute__((noinline)) static int accept4_then(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+						  uint64_t head)
+{
+	return take_then_decide(fd, addr, len, flags, true, "accept4", head);
+}
+
+/* The exported functions decide from one header load, without a stack
+ * frame: a descriptor that is no listener, or a listener with nothing to
+ * do, goes straight to libc. */
 KB_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	int m = kb_mode_get();
+	if (__builtin_expect(m == KB_MODE_OFF, 1))
 		return kb_real.accept(fd, addr, len);
-	return accept_fast(fd, addr, len, 0, false, NULL);
+	if (kb_fd_fast_ok(fd)) {
+		uint64_t head = kb_fd_head_fast(fd);
+		if (listener_quiet(head))
+			return kb_real.accept(fd, addr, len);
+		if (nothing_before(head))
+			return accept_then(fd, addr, len, head);
+	}
+	return kb_accept_hook(fd, addr, len, 0, false, NULL);
 }
 
 KB_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	int m = kb_mode_get();
+	if (__builtin_expect(m == KB_MODE_OFF, 1))
 		return kb_real.accept4(fd, addr, len, flags);
-	return accept_fast(fd, addr, len, flags, true, "accept4");
+	if (kb_fd_fast_ok(fd)) {
+		uint64_t head = kb_fd_head_fast(fd);
+		if (listener_quiet(head))
+			return kb_real.accept4(fd, addr, len, flags);
+		if (nothing_before(head))
+			return accept4_then(fd, addr, len, flags, head);
+	}
+	return kb_accept_hook(fd, addr, len, flags, true, "accept4");
 }
 
 /* The peer of a freshly accepted connection, from the address the kernel

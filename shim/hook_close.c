@@ -30,37 +30,39 @@ static int pass(int fd)
 }
 
 /* A tracked descriptor that no close rule is about, neither leaked nor a
- * session: nothing to decide, no need even to know it is still ours. */
+ * session: nothing to decide, no need even to know it is still ours.
+ * One test of the header (fdtable.h: the entry carries what the plan
+ * holds for its role). */
 static inline bool nothing_to_decide(uint64_t head)
 {
-	return !kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head)) &&
-	       !(KB_HEAD_FLAGS(head) & (KB_FD_LEAKED | KB_FD_SESSION));
+	return !(head & KB_HEAD_CLOSE_ASKS);
 }
 
-/* Armed, fd tracked and below the shim's own: the common case of
- * kb_close_hook (a listener closed in a prefork server's children, or
- * after dup2()) without its other checks. Out of line, so the exported
- * close() keeps no stack frame. */
-__attribute__((noinline)) static int close_armed(int fd)
-{
-	if (kb_mode_get() == KB_MODE_ARMED && !kb_guarded() &&
-	    fd < __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED)) {
-		uint64_t head = kb_fd_head(fd);
-		if (head != 0 && nothing_to_decide(head)) {
-			kb_fd_forget(fd);
-			return pass(fd);
-		}
-	}
-	return kb_close_hook(fd, NULL);
-}
-
+/*
+ * The fast path decides what most closes need, from one header load and
+ * without a stack frame: an untracked descriptor, or a tracked one with
+ * nothing to decide (a listener closed in a prefork server's children,
+ * or after dup2()), goes to libc; the latter's entry is forgotten first.
+ * That holds even inside the shim (guard.h): whoever closes it, the
+ * number no longer refers to what was tracked.
+ */
 KB_API int close(int fd)
 {
 	int m = kb_mode_get();
-	/* off, or armed and fd is none of ours: straight to libc */
-	if (__builtin_expect(m == KB_MODE_OFF, 1) || (m == KB_MODE_ARMED && kb_fd_untracked(fd)))
+	if (__builtin_expect(m == KB_MODE_OFF, 1))
 		return kb_real.close(fd);
-	return close_armed(fd);
+	if (kb_fd_fast_ok(fd)) {
+		uint64_t head = kb_fd_head_fast(fd);
+		if (head == 0)
+			return kb_real.close(fd);
+		if (nothing_to_decide(head)) {
+			kb_fd_forget_fast(fd);
+			return kb_real.close(fd);
+		}
+	} else if (m == KB_MODE_ARMED && kb_fd_below_floor(fd)) {
+		return kb_real.close(fd); /* negative, or beyond the table */
+	}
+	return kb_close_hook(fd, NULL);
 }
 
 /* A tracked descriptor that rules, a leak or a session may concern. */
@@ -128,5 +130,5 @@ int kb_close_hook(int fd, const char *via)
 		kb_fd_forget(fd);
 		return pass(fd);
 	}
-	return close_tracked(fd, via, kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, KB_HEAD_ROLE(head)), errno);
+	return close_tracked(fd, via, KB_HEAD_FLAGS(head) & KB_FD_CLOSE_RULES, errno);
 }

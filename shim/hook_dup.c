@@ -41,37 +41,55 @@ static inline int pass_and_copy(int oldfd, int newfd, int flags, bool three)
 	return rc;
 }
 
-/* Neither descriptor is ours to track or protect: nothing to keep. */
-static inline bool untouched(int oldfd, int newfd)
+/*
+ * Is the bookkeeping of dup2/dup3(oldfd, newfd) done, so that the real
+ * call may go now? Never before the shim is armed. True when neither is tracked, and in the usual
+ * armed case: a tracked socket copied onto a free number of the host's
+ * (a prefork server's listener, a socket handed to a child's stdin);
+ * then newfd gets its copy of the entry first. Should the call still
+ * fail (it cannot for a tracked oldfd, short of a race with the host's
+ * own open()), that copy is stale, like the entry of a descriptor closed
+ * behind the shim's back, which the table already allows for (fdtable.h).
+ * False - the slow path - when newfd's entry must go first (it may be a
+ * session), when oldfd is one the host closed and the shim kept open,
+ * and for the shim's own descriptors.
+ *
+ * Inline, so that the exported functions keep no stack frame: the copy
+ * before the call is what lets them jump to libc rather than call it.
+ */
+__attribute__((always_inline)) static inline bool settled(int oldfd, int newfd, int mode)
 {
-	return kb_mode_get() == KB_MODE_ARMED && kb_fd_untracked(oldfd) && kb_fd_untracked(newfd);
-}
-
-/* The usual armed case: a tracked socket copied onto a free number of the
- * host's (a prefork server's listener, a socket handed to a child's
- * stdin). Nothing there to forget or protect, so: the real call, then the
- * entry copied. Out of line, so that the exported functions keep no stack
- * frame; everything else goes to kb_dup_hook. */
-__attribute__((noinline)) static int dup_armed(int oldfd, int newfd, int flags, bool three)
-{
-	if (kb_mode_get() != KB_MODE_ARMED || kb_guarded() || oldfd == newfd ||
-	    newfd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED) || kb_fd_head(newfd) != 0)
-		return kb_dup_hook(oldfd, newfd, flags, three, NULL);
-	return pass_and_copy(oldfd, newfd, flags, three);
+	unsigned fast = kb_fd_fast_limit(); /* zero unless armed */
+	if ((unsigned)oldfd >= fast || (unsigned)newfd >= fast)
+		return mode == KB_MODE_ARMED && kb_fd_untracked(oldfd) && kb_fd_untracked(newfd);
+	uint64_t from = kb_fd_head_fast(oldfd), to = kb_fd_head_fast(newfd);
+	if (to != 0) /* also oldfd == newfd, tracked */
+		return false;
+	if (from == 0)
+		return true;
+	if (from & KB_HEAD_FLAG(KB_FD_LEAKED))
+		return false;
+	kb_fd_copy_into_empty(oldfd, newfd, from);
+	return true;
 }
 
 KB_API int dup2(int oldfd, int newfd)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1) || untouched(oldfd, newfd))
+	int m = kb_mode_get();
+	if (__builtin_expect(m == KB_MODE_OFF, 1) || settled(oldfd, newfd, m))
 		return kb_real.dup2(oldfd, newfd);
-	return dup_armed(oldfd, newfd, 0, false);
+	return kb_dup_hook(oldfd, newfd, 0, false, NULL);
 }
 
 KB_API int dup3(int oldfd, int newfd, int flags)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1) || untouched(oldfd, newfd))
+	int m = kb_mode_get();
+	/* dup3 refuses oldfd == newfd: settled() lets an untracked pair
+	 * through to say so, and sends a tracked one to the slow path, which
+	 * passes it through too */
+	if (__builtin_expect(m == KB_MODE_OFF, 1) || settled(oldfd, newfd, m))
 		return kb_real.dup3(oldfd, newfd, flags);
-	return dup_armed(oldfd, newfd, flags, true);
+	return kb_dup_hook(oldfd, newfd, flags, true, NULL);
 }
 
 int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
@@ -80,6 +98,16 @@ int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
 	if (!kb_armed() || kb_guarded() || oldfd == newfd)
 		return pass(oldfd, newfd, flags, three);
 	int saved = errno;
+	if (kb_fd_head(oldfd) & KB_HEAD_FLAG(KB_FD_LEAKED)) {
+		struct kb_fd_info info;
+		/* closed by the host and kept open by a rule: to the host it
+		 * is not open, so it cannot be copied either */
+		if (kb_fd_lookup(oldfd, &info) && kb_fd_same(oldfd, &info)) {
+			errno = EBADF;
+			return -1;
+		}
+		errno = saved;
+	}
 	if (newfd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED)) {
 		kb_guard_enter();
 		kb_protect_evict(newfd);

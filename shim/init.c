@@ -190,6 +190,23 @@ static void atfork_child(void)
 	kb_log_start(true);
 }
 
+/* What each role's entries carry for the fast paths (fdtable.h): the
+ * plan is fixed from here on, so this is decided once. */
+static void flag_roles(const struct kb_plan *plan)
+{
+	for (int role = KB_ROLE_NONE + 1; role < KB_ROLE_COUNT; role++) {
+		unsigned f = kb_plan_wants(plan, KB_CALL_CLOSE, role) ? KB_FD_CLOSE_RULES : 0;
+		if (role == KB_ROLE_LISTENING) {
+			if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING))
+				f |= KB_FD_ACCEPT_BEFORE;
+			if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED) ||
+			    (plan->track_roles & (1u << KB_ROLE_ACCEPTED)))
+				f |= KB_FD_ACCEPT_AFTER;
+		}
+		kb_fd_role_flags(role, f);
+	}
+}
+
 static void init(void)
 {
 	struct kb_diag d;
@@ -267,6 +284,7 @@ static void init(void)
 		kb_diag_format(&d, msg, sizeof msg);
 		refuse_to_start(msg);
 	}
+	flag_roles(&kb_shim.plan);
 	if (kb_fdtable_init() < 0)
 		refuse_to_start("cannot reserve the descriptor table");
 	/* marks are shared with forks: a node a worker saw leave is gone for
@@ -283,6 +301,8 @@ static void init(void)
 
 	kb_log_start(false);
 	__atomic_store_n(&kb_mode, kb_shim.plan.active ? KB_MODE_ARMED : KB_MODE_OFF, __ATOMIC_RELEASE);
+	if (kb_shim.plan.active)
+		kb_fd_arm_fast_paths();
 	kb_guard_leave();
 }
 

@@ -40,20 +40,12 @@ static int high_fd_base(void)
 	return base < 3 ? 3 : (int)base;
 }
 
-/* Every hook's fast path sends descriptors at or above the floor to the
- * slow path, where kb_is_protected() decides: keep it at the lowest of
- * ours. It only ever goes down (an evicted descriptor moves up). */
-static void lower_floor(int fd)
-{
-	int f = __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED);
-	while (fd < f && !__atomic_compare_exchange_n(&kb_fd_floor, &f, fd, true, __ATOMIC_RELEASE,
-						      __ATOMIC_RELAXED))
-		;
-}
-
 void kb_protect(int fd)
 {
-	lower_floor(fd);
+	/* every hook's fast path sends descriptors at or above the floor to
+	 * the slow path, where kb_is_protected() decides: it is kept at the
+	 * lowest of ours (an evicted descriptor moves up) */
+	kb_fd_lower_floor(fd);
 	for (int i = 0; i < PROTECTED_MAX; i++) {
 		int expected = -1;
 		if (__atomic_compare_exchange_n(&protected_fds[i], &expected, fd, false,
@@ -98,7 +90,7 @@ void kb_protect_evict(int fd)
 		int moved = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_base());
 		if (moved < 0)
 			return; /* nothing better to do: the host wins the number */
-		lower_floor(moved);
+		kb_fd_lower_floor(moved);
 		__atomic_store_n(&protected_fds[i], moved, __ATOMIC_SEQ_CST);
 		if (__atomic_load_n(&log_fd, __ATOMIC_SEQ_CST) == fd) {
 			__atomic_store_n(&log_fd, moved, __ATOMIC_SEQ_CST);
