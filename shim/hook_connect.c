@@ -25,30 +25,6 @@ static int pass(int fd, const struct sockaddr *addr, socklen_t len)
 	return (int)kb_raw_syscall(SYS_connect, fd, (long)addr, (long)len, 0, 0, 0);
 }
 
-/* Out of line, so that the exported function keeps no stack frame and
- * its pass-through stays a load, a test and a jump. */
-__attribute__((noinline)) static int connect_armed(int fd, const struct sockaddr *addr, socklen_t len)
-{
-	if (kb_mode_get() == KB_MODE_ARMED && !kb_guarded() &&
-	    !kb_plan_may_apply(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND)) {
-		if (!(kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND)))
-			return kb_real.connect(fd, addr, len); /* nothing to do at all */
-		/* no rule can decide it: connect, then track what is under way */
-		int rc = kb_real.connect(fd, addr, len);
-		if ((rc == 0 || errno == EINPROGRESS) && (kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND)))
-			kb_connected(fd, addr, len);
-		return rc;
-	}
-	return kb_connect_hook(fd, addr, len, NULL);
-}
-
-KB_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
-{
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
-		return kb_real.connect(fd, addr, len);
-	return connect_armed(fd, addr, len);
-}
-
 static bool is_stream(int fd)
 {
 	int type = 0;
@@ -136,4 +112,47 @@ int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const ch
 	if (track && (rc == 0 || errno == EINPROGRESS))
 		track_outbound(fd, &peer);
 	return rc;
+}
+
+/* What a connection the fast path let through needs afterwards. */
+struct pending {
+	const struct sockaddr *addr;
+	socklen_t len;
+	int fd;
+};
+
+__attribute__((noinline)) static int track_pending(const struct pending *p, int rc)
+{
+	kb_connected(p->fd, p->addr, p->len);
+	return rc;
+}
+
+/* No rule can decide this connect, but outbound connections are
+ * tracked: connect, then track what is under way. A connect that fails
+ * ends right after the call, so the arguments wait in memory (see
+ * take_then_decide() in hook_accept.c) and nothing else is saved. */
+__attribute__((noinline)) static int connect_then_track(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct pending p = { addr, len, fd };
+	__asm__ volatile("" : : "r"(&p) : "memory");
+	int rc = kb_real.connect(fd, addr, len);
+	if ((rc == 0 || errno == EINPROGRESS) && !kb_guarded())
+		return track_pending(&p, rc);
+	return rc;
+}
+
+/* The exported function keeps no stack frame: with no connect rule that
+ * can apply now (none, or only rules for peers marked lost while none
+ * is), it goes to libc, or tracks after it. */
+KB_API int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int m = kb_mode_get();
+	if (__builtin_expect(m == KB_MODE_OFF, 1))
+		return kb_real.connect(fd, addr, len);
+	if (m == KB_MODE_ARMED && !kb_plan_may_apply(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND)) {
+		if (!(kb_shim.plan.track_roles & (1u << KB_ROLE_OUTBOUND)))
+			return kb_real.connect(fd, addr, len);
+		return connect_then_track(fd, addr, len);
+	}
+	return kb_connect_hook(fd, addr, len, NULL);
 }

@@ -21,25 +21,25 @@ static int pass(int fd, int backlog)
 	return (int)kb_raw_syscall(SYS_listen, fd, backlog, 0, 0, 0, 0);
 }
 
-/* Out of line: see connect_armed() in hook_connect.c. */
-__attribute__((noinline)) static int listen_armed(int fd, int backlog)
+/* No rule to ask: listen first; a listener is tracked. Out of line, so
+ * that the exported function keeps no stack frame. */
+__attribute__((noinline)) static int listen_then_track(int fd, int backlog)
 {
-	if (kb_mode_get() == KB_MODE_ARMED && !kb_guarded() &&
-	    !kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
-		/* no rule to ask: listen first; a listener is tracked */
-		int rc = kb_real.listen(fd, backlog);
-		if (rc == 0)
-			kb_listened(fd, backlog);
-		return rc;
-	}
-	return kb_listen_hook(fd, backlog, NULL);
+	int rc = kb_real.listen(fd, backlog);
+	if (rc == 0 && !kb_guarded())
+		kb_listened(fd, backlog);
+	return rc;
 }
 
-KB_API int listen(int fd, int backlog)
+/* fd's local address: is it a TCP/IP socket? errno is left alone. */
+static bool local_name(int fd, struct sockaddr_storage *ss, socklen_t *len)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
-		return kb_real.listen(fd, backlog);
-	return listen_armed(fd, backlog);
+	if (KB_HAVE_SYS)
+		return kb_sys(SYS_getsockname, fd, (long)ss, (long)len, 0, 0, 0) == 0;
+	int saved = errno;
+	bool ok = getsockname(fd, (struct sockaddr *)ss, len) == 0;
+	errno = saved;
+	return ok;
 }
 
 /* listen() succeeded on fd: track it (listeners always are, for the
@@ -97,33 +97,58 @@ __attribute__((noinline)) static int listen_decide(int fd, int backlog, const ch
 	return rc;
 }
 
-int kb_listen_hook(int fd, int backlog, const char *via)
+/* listen() on a TCP/IP socket whose local address is ss. */
+__attribute__((noinline)) static int listen_tcp(int fd, int backlog, const char *via,
+						const struct sockaddr_storage *ss, socklen_t len)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-
-	if (!kb_armed() || kb_guarded())
-		return pass(fd, backlog);
-	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING)) {
-		int rc = pass(fd, backlog);
-		if (rc == 0)
-			kb_listened(fd, backlog);
-		return rc;
-	}
-	/* rules only for TCP/IP sockets: a pipe, a unix socket or a bad
-	 * descriptor goes to the real call as it is */
-	int *err = &errno;
-	int saved = *err;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-		*err = saved;
-		return kb_real.listen(fd, backlog);
-	}
+	int saved = errno;
 	struct kb_addr local;
-	kb_addr_from_sockaddr((struct sockaddr *)&ss, len, &local);
+	kb_addr_from_sockaddr((const struct sockaddr *)ss, len, &local);
 	if (local.family == 0) {
 		errno = saved;
 		return pass(fd, backlog);
 	}
-	return listen_decide(fd, backlog, via, &ss, len, local.port, saved);
+	return listen_decide(fd, backlog, via, ss, len, local.port, saved);
+}
+
+/* Armed, with listen rules: rules only for TCP/IP sockets, so a pipe, a
+ * unix socket or a bad descriptor goes to the real call as it is, after
+ * one question to the kernel that leaves errno alone. */
+__attribute__((always_inline)) static inline int ask(int fd, int backlog, const char *via)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (!local_name(fd, &ss, &len) || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+		return kb_real.listen(fd, backlog); /* armed: resolved */
+	return listen_tcp(fd, backlog, via, &ss, len);
+}
+
+/* The exported function's copy, which has no `via` to keep. */
+__attribute__((noinline)) static int listen_ask(int fd, int backlog)
+{
+	return ask(fd, backlog, NULL);
+}
+
+int kb_listen_hook(int fd, int backlog, const char *via)
+{
+	if (!kb_armed() || kb_guarded())
+		return pass(fd, backlog);
+	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING))
+		return listen_then_track(fd, backlog);
+	return ask(fd, backlog, via);
+}
+
+KB_API int listen(int fd, int backlog)
+{
+	int m = kb_mode_get();
+	if (__builtin_expect(m == KB_MODE_OFF, 1))
+		return kb_real.listen(fd, backlog);
+	if (m == KB_MODE_ARMED) {
+		if (!kb_plan_wants(&kb_shim.plan, KB_CALL_LISTEN, KB_ROLE_LISTENING))
+			return listen_then_track(fd, backlog);
+		if (!kb_guarded())
+			return listen_ask(fd, backlog);
+	}
+	return kb_listen_hook(fd, backlog, NULL);
 }

@@ -14,6 +14,7 @@
 #ifndef KBFAULT_REAL_H
 #define KBFAULT_REAL_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -40,5 +41,46 @@ void kb_real_resolve(void);
 /* A system call without libc and without our hooks; returns -1 and sets
  * errno on failure, like syscall(2). */
 long kb_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/* The same, inline and leaving errno alone: returns what the kernel
+ * returns, -errno on failure. For a hook's question to the kernel on a
+ * fast path, which then has no errno to save and restore. KB_HAVE_SYS
+ * says whether this architecture has it; elsewhere it returns -ENOSYS,
+ * and a caller must ask libc instead. */
+#if defined(__x86_64__) || defined(__aarch64__)
+#define KB_HAVE_SYS 1
+#else
+#define KB_HAVE_SYS 0
+#endif
+static inline long kb_sys(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	long ret;
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a1;
+	register long x1 __asm__("x1") = a2;
+	register long x2 __asm__("x2") = a3;
+	register long x3 __asm__("x3") = a4;
+	register long x4 __asm__("x4") = a5;
+	register long x5 __asm__("x5") = a6;
+	__asm__ volatile("svc 0"
+			 : "+r"(x0)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
+			 : "memory");
+	ret = x0;
+#else
+	(void)nr; (void)a1; (void)a2; (void)a3; (void)a4; (void)a5; (void)a6;
+	ret = -ENOSYS;
+#endif
+	return ret;
+}
 
 #endif
