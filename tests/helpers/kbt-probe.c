@@ -17,6 +17,9 @@
  *   kbt-probe dupclose         dup2/dup3 a listener onto 100 and 101, close it, accept a
  *                              connection through each copy, then close 100 and put a
  *                              non-socket there by F_DUPFD (which kbfault does not see)
+ *   kbt-probe dupleaked        accept4 a connection, close it, then dup2/dup3 and close
+ *                              it again (all three EBADF for a closed descriptor), and
+ *                              say whether the peer saw the end of the stream
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -359,6 +362,33 @@ static int do_dupclose(void)
 	return 0;
 }
 
+static const char *outcome(int rc)
+{
+	return rc >= 0 ? "ok" : strerrorname_np(errno);
+}
+
+static int do_dupleaked(void)
+{
+	int port, l = listener(16, &port);
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&in, sizeof in) < 0)
+		return 1;
+	int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (a < 0)
+		return 1;
+	printf("close %s\n", outcome(close(a)));
+	printf("dup2 %s\n", outcome(dup2(a, 110)));
+	printf("dup3 %s\n", outcome(dup3(a, 111, O_CLOEXEC)));
+	printf("again %s\n", outcome(close(a)));
+	struct pollfd p = { .fd = c, .events = POLLIN };
+	char b;
+	bool eof = poll(&p, 1, 300) == 1 && read(c, &b, 1) == 0;
+	printf("peer %s\n", eof ? "eof" : "waits");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -385,7 +415,9 @@ int main(int argc, char **argv)
 		return do_storm(atoi(argv[2]), atoi(argv[3]));
 	if (argc >= 2 && strcmp(argv[1], "dupclose") == 0)
 		return do_dupclose();
+	if (argc >= 2 && strcmp(argv[1], "dupleaked") == 0)
+		return do_dupleaked();
 	fprintf(stderr, "usage: kbt-probe listen N | errno | connect PORT | fork | closeall | spawn | daemon FILE"
-			" | forkstall | sigclose | storm N M | dupclose\n");
+			" | forkstall | sigclose | storm N M | dupclose | dupleaked\n");
 	return 2;
 }

@@ -120,3 +120,29 @@ Test(close, copies_are_tracked_and_closed_copies_forgotten)
 	free(out);
 	free(err);
 }
+
+/* A kept-open descriptor is closed as far as the host knows: copying it
+ * fails as copying any closed descriptor does, and the copy attempts
+ * neither lose the leak nor reach the peer. */
+Test(close, a_leaked_descriptor_cannot_be_copied)
+{
+	char *out, *err, env_recipe[700], env_log[700], path[700];
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "dupleaked", NULL };
+
+	cr_assert_eq(kbt_run(argv, NULL, true, 10000, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(out, "main\nclose ok\ndup2 EBADF\ndup3 EBADF\nagain EBADF\npeer eof\n");
+	free(out);
+	free(err);
+
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("leak.kbf", leak_recipe));
+	snprintf(path, sizeof path, "%s/log", kbt_tmpdir());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", path);
+	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, env_log, NULL }, true, 10000, &out, &err), 0, "%s",
+		     err);
+	cr_assert_str_eq(out, "main\nclose ok\ndup2 EBADF\ndup3 EBADF\nagain EBADF\npeer waits\n");
+	struct kbt_log l = kbt_log_read(path);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "keep-open", NULL), 1, "one leak, logged once");
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
