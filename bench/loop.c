@@ -16,6 +16,10 @@
  *   shutdown-bad     shutdown(-1, SHUT_RDWR)        EBADF
  *   hold             connect and accept N connections on 127.0.0.1, then
  *                    report VmRSS before and after (the memory benchmark)
+ *   http             N HTTP/1.0 GETs of / to 127.0.0.1:P (--port), one
+ *                    connection each, one after the other: a client whose
+ *                    request count is exact, for a server run under
+ *                    callgrind (the per-request benchmark)
  *
  * --open K first dup2()s the listener onto K descriptors from 100 up, so
  * the scale benchmark can show the cost of a call with K descriptors open
@@ -39,10 +43,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,6 +145,45 @@ static int hold(long n)
 	return 0;
 }
 
+/* One GET on a new connection: true if a response came and the server
+ * closed the connection. Each wait is bounded by a receive timeout. */
+static bool get_once(const struct sockaddr_in *to)
+{
+	static const char req[] = "GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+	struct timeval tv = { 10, 0 };
+	char buf[4096];
+	ssize_t r;
+	size_t got = 0;
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (c < 0)
+		return false;
+	bool ok = setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+		  connect(c, (const struct sockaddr *)to, sizeof *to) == 0 &&
+		  write(c, req, sizeof req - 1) == (ssize_t)(sizeof req - 1);
+	while (ok && (r = read(c, buf, sizeof buf)) > 0)
+		got += (size_t)r;
+	ok = ok && r == 0 && got > 0;
+	close(c);
+	return ok;
+}
+
+static int http(long n, long port)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	long failed = 0;
+
+	if (port == 0) {
+		fprintf(stderr, "kbb-loop: http needs --port\n");
+		return 2;
+	}
+	for (long i = 0; i < n; i++)
+		failed += !get_once(&to);
+	printf("requests %ld\nfailed %ld\n", n, failed);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	long open_k = 0, port = 0;
@@ -163,6 +208,8 @@ int main(int argc, char **argv)
 
 	if (strcmp(mode, "hold") == 0)
 		return hold(n);
+	if (strcmp(mode, "http") == 0)
+		return http(n, port);
 
 	if (open_k || strcmp(mode, "close-tracked") == 0 || strcmp(mode, "accept-eagain") == 0)
 		lfd = listener(64, 1, &lport);
