@@ -126,7 +126,7 @@ Test(close, copies_are_tracked_and_closed_copies_forgotten)
  * neither lose the leak nor reach the peer. */
 Test(close, a_leaked_descriptor_cannot_be_copied)
 {
-	char *out, *err, env_recipe[700], env_log[700], path[700];
+	char *out, *err, env_recipe[700], env_log[720], path[700];
 	const char *argv[] = { kbt_build("helpers/kbt-probe"), "dupleaked", NULL };
 
 	cr_assert_eq(kbt_run(argv, NULL, true, 10000, &out, &err), 0, "%s", err);
