@@ -12,25 +12,28 @@
 
 struct kb_fd_entry *kb_fdt;
 int kb_fdt_len;
-int kb_fd_floor = 0x7fffffff; /* lowered by kb_protect() */
-int kb_fd_fast;               /* min(kb_fdt_len, kb_fd_floor) once armed; 0 before */
+int kb_fd_floor = 0x7fffffff; /* lowered by kb_fd_mark_ours() */
+int kb_fd_fast;               /* kb_fdt_len once armed; 0 before */
 int kb_fd_high;               /* one past the highest tracked fd */
 static uint8_t role_flags[KB_ROLE_COUNT];
 
-/* Lowers *v to x, if x is less. */
-static void lower(int *v, int x)
+static bool in_range(int fd)
 {
-	int cur = __atomic_load_n(v, __ATOMIC_RELAXED);
-	while (x < cur && !__atomic_compare_exchange_n(v, &cur, x, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-		;
+	return (unsigned)fd < (unsigned)kb_fdt_len;
 }
 
-void kb_fd_lower_floor(int fd)
+void kb_fd_mark_ours(int fd)
 {
-	/* the fast range first: a hook that still reads the old floor then
-	 * at worst takes the slow path for a descriptor that is the host's */
-	lower(&kb_fd_fast, fd);
-	lower(&kb_fd_floor, fd);
+	int cur = __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED);
+	while (fd < cur && !__atomic_compare_exchange_n(&kb_fd_floor, &cur, fd, true, __ATOMIC_RELEASE,
+							 __ATOMIC_RELAXED))
+		;
+	if (!in_range(fd))
+		return;
+	/* no identity, no port, no high-water mark: nothing but the flag is
+	 * ever read from it, and close_range() knows its own bound for ours */
+	__atomic_store_n(&kb_fdt[fd].head, 0, __ATOMIC_RELEASE);
+	kb_fd_store(fd, KB_HEAD_FLAG(KB_FD_OURS), 0, 0, 0, 0);
 }
 
 void kb_fd_role_flags(enum kb_role role, unsigned flags)
@@ -60,11 +63,7 @@ int kb_fdtable_init(void)
 
 void kb_fd_arm_fast_paths(void)
 {
-	/* start-up runs alone (every other thread waits for it in
-	 * kb_init_ensure), so nothing lowers the floor meanwhile */
-	int len = __atomic_load_n(&kb_fdt_len, __ATOMIC_ACQUIRE);
-	int floor = __atomic_load_n(&kb_fd_floor, __ATOMIC_ACQUIRE);
-	__atomic_store_n(&kb_fd_fast, floor < len ? floor : len, __ATOMIC_RELEASE);
+	__atomic_store_n(&kb_fd_fast, __atomic_load_n(&kb_fdt_len, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
 }
 
 static uint64_t pack(enum kb_role role, unsigned flags, uint16_t lport, const struct kb_addr *peer)
@@ -73,11 +72,6 @@ static uint64_t pack(enum kb_role role, unsigned flags, uint16_t lport, const st
 	if (peer)
 		h |= ((uint64_t)peer->family << 32) | ((uint64_t)peer->port << 48);
 	return h;
-}
-
-static bool in_range(int fd)
-{
-	return (unsigned)fd < (unsigned)kb_fdt_len;
 }
 
 bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr *peer)

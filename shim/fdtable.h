@@ -37,12 +37,17 @@ enum {
 	KB_FD_CLOSE_RULES = 16,   /* close rules exist for this role */
 	KB_FD_ACCEPT_BEFORE = 32, /* a listener: accept rules decide before the real call */
 	KB_FD_ACCEPT_AFTER = 64,  /* a listener: something to do once a connection is taken */
+	/* One of the shim's own descriptors (log.h), with an entry of its
+	 * own so that every fast path sends it to the slow path wherever it
+	 * lies, and the host's descriptors above it stay on the fast path. */
+	KB_FD_OURS = 128,
 };
 
 /* The header's flag bits, in place, for masks tested against it. */
 #define KB_HEAD_FLAG(f) ((uint64_t)(f) << 8)
-/* close() must look closer: rules, or a descriptor kept open or counted */
-#define KB_HEAD_CLOSE_ASKS KB_HEAD_FLAG(KB_FD_CLOSE_RULES | KB_FD_LEAKED | KB_FD_SESSION)
+/* close() must look closer: rules, a descriptor kept open or counted, or
+ * one of the shim's own */
+#define KB_HEAD_CLOSE_ASKS KB_HEAD_FLAG(KB_FD_CLOSE_RULES | KB_FD_LEAKED | KB_FD_SESSION | KB_FD_OURS)
 
 /* Header word: role (8 bits) | flags (8) | local port (16) | peer family
  * (8) | reserved (8) | peer port (16). Zero means "no entry". */
@@ -58,12 +63,12 @@ struct kb_fd_entry {
 #define KB_HEAD_LPORT(h) ((uint16_t)((h) >> 16))
 
 /* The table and its length; the lowest descriptor the shim keeps for
- * itself (log.h), at and above which every call takes the slow path; and
- * the fast range: the lesser of the two once the shim is armed, zero
- * before. So a fast path's one unsigned comparison with kb_fd_fast says
- * "armed, in the table, and the host's" (and rejects negative numbers
- * too). Hidden, so the hooks' fast paths reach them with RIP-relative
- * loads. */
+ * itself (log.h); and the fast range: the table's length once the shim is
+ * armed, zero before. So a fast path's one unsigned comparison with
+ * kb_fd_fast says "armed, and in the table" (and rejects negative numbers
+ * too). The shim's own descriptors in the table have KB_FD_OURS entries;
+ * beyond the table, those at or above the floor take the slow path.
+ * Hidden, so the hooks' fast paths reach them with RIP-relative loads. */
 extern struct kb_fd_entry *kb_fdt __attribute__((visibility("hidden")));
 extern int kb_fdt_len __attribute__((visibility("hidden")));
 extern int kb_fd_floor __attribute__((visibility("hidden")));
@@ -87,16 +92,16 @@ static inline uint64_t kb_fd_head_fast(int fd)
 	return __atomic_load_n(&kb_fdt[fd].head, __ATOMIC_RELAXED);
 }
 
-/* Outside the fast range: is fd below the shim's own descriptors, so
- * beyond the table or negative, and so never tracked? */
+/* Outside the fast range (beyond the table, or negative): is fd below
+ * the shim's own descriptors, and so none of kbfault's business? */
 static inline bool kb_fd_below_floor(int fd)
 {
 	return fd < __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED);
 }
 
 /* The armed fast path: true when fd is certainly none of kbfault's
- * business - not tracked, and below every descriptor of the shim's own -
- * so a hook can hand the call to libc at once. A few loads, no calls. */
+ * business - not tracked, and not the shim's own - so a hook can hand the
+ * call to libc at once. A few loads, no calls. */
 static inline bool kb_fd_untracked(int fd)
 {
 	if (kb_fd_fast_ok(fd))
@@ -132,9 +137,9 @@ int kb_fdtable_init(void);
 /* Opens the fast range: called once the shim is armed. */
 void kb_fd_arm_fast_paths(void);
 
-/* Lowers the floor (and the fast range with it) to fd, one of the
- * shim's own. It only ever goes down. */
-void kb_fd_lower_floor(int fd);
+/* fd is one of the shim's own (log.h): lowers the floor to it, and gives
+ * it a KB_FD_OURS entry if it is in the table (once the table exists). */
+void kb_fd_mark_ours(int fd);
 
 /* The KB_FD_CLOSE_RULES / _ACCEPT_* bits every entry of `role` gets when
  * tracked: set once at start-up, from the plan, before the shim arms. */
@@ -145,10 +150,8 @@ void kb_fd_role_flags(enum kb_role role, unsigned flags);
 bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr *peer);
 
 /* Fills fd's entry, whose header is zero, and publishes it: the header
- * last (release), so a concurrent reader never sees half an entry; then
- * the high-water mark. Inline, with the copies below, because dup2() of
- * a tracked socket is on a server's hot path. */
-static inline void kb_fd_fill(int fd, uint64_t head, uint64_t ino, uint64_t peer0, uint64_t peer1, uint64_t tag)
+ * last (release), so a concurrent reader never sees half an entry. */
+static inline void kb_fd_store(int fd, uint64_t head, uint64_t ino, uint64_t peer0, uint64_t peer1, uint64_t tag)
 {
 	struct kb_fd_entry *e = &kb_fdt[fd];
 
@@ -157,7 +160,13 @@ static inline void kb_fd_fill(int fd, uint64_t head, uint64_t ino, uint64_t peer
 	__atomic_store_n(&e->peer[1], peer1, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->tag, tag, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->head, head, __ATOMIC_RELEASE);
+}
 
+/* The same, then the high-water mark. Inline, with the copies below,
+ * because dup2() of a tracked socket is on a server's hot path. */
+static inline void kb_fd_fill(int fd, uint64_t head, uint64_t ino, uint64_t peer0, uint64_t peer1, uint64_t tag)
+{
+	kb_fd_store(fd, head, ino, peer0, peer1, tag);
 	int h = __atomic_load_n(&kb_fd_high, __ATOMIC_RELAXED);
 	while (fd + 1 > h && !__atomic_compare_exchange_n(&kb_fd_high, &h, fd + 1, true, __ATOMIC_RELAXED,
 							  __ATOMIC_RELAXED))
@@ -188,8 +197,8 @@ static inline void kb_fd_copy(int fd, int to)
 {
 	uint64_t h = kb_fd_head(fd);
 
-	if ((unsigned)to >= (unsigned)kb_fdt_len || h == 0)
-		return;
+	if ((unsigned)to >= (unsigned)kb_fdt_len || h == 0 || (h & KB_HEAD_FLAG(KB_FD_OURS)))
+		return; /* a copy of the shim's own is the host's */
 	__atomic_store_n(&kb_fdt[to].head, 0, __ATOMIC_RELEASE);
 	kb_fd_copy_into_empty(fd, to, h);
 }

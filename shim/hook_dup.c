@@ -51,8 +51,8 @@ static inline int pass_and_copy(int oldfd, int newfd, int flags, bool three)
  * own open()), that copy is stale, like the entry of a descriptor closed
  * behind the shim's back, which the table already allows for (fdtable.h).
  * False - the slow path - when newfd's entry must go first (it may be a
- * session), when oldfd is one the host closed and the shim kept open,
- * and for the shim's own descriptors.
+ * session, or the shim's own, to be moved away), and when oldfd is one
+ * the host closed and the shim kept open, or the shim's own.
  *
  * Inline, so that the exported functions keep no stack frame: the copy
  * before the call is what lets them jump to libc rather than call it.
@@ -67,7 +67,7 @@ __attribute__((always_inline)) static inline bool settled(int oldfd, int newfd, 
 		return false;
 	if (from == 0)
 		return true;
-	if (from & KB_HEAD_FLAG(KB_FD_LEAKED))
+	if (from & KB_HEAD_FLAG(KB_FD_LEAKED | KB_FD_OURS))
 		return false;
 	kb_fd_copy_into_empty(oldfd, newfd, from);
 	return true;

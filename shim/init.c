@@ -287,6 +287,7 @@ static void init(void)
 	flag_roles(&kb_shim.plan);
 	if (kb_fdtable_init() < 0)
 		refuse_to_start("cannot reserve the descriptor table");
+	kb_protected_to_table(); /* the log's, opened before the table */
 	/* marks are shared with forks: a node a worker saw leave is gone for
 	 * the whole server (marks.h) */
 	if (uses_marks(&kb_shim.recipe)) {

@@ -42,15 +42,23 @@ static int high_fd_base(void)
 
 void kb_protect(int fd)
 {
-	/* every hook's fast path sends descriptors at or above the floor to
-	 * the slow path, where kb_is_protected() decides: it is kept at the
-	 * lowest of ours (an evicted descriptor moves up) */
-	kb_fd_lower_floor(fd);
+	/* its entry in the table (and, beyond it, the floor) sends it to
+	 * every hook's slow path, where kb_is_protected() decides */
+	kb_fd_mark_ours(fd);
 	for (int i = 0; i < PROTECTED_MAX; i++) {
 		int expected = -1;
 		if (__atomic_compare_exchange_n(&protected_fds[i], &expected, fd, false,
 						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 			return;
+	}
+}
+
+void kb_protected_to_table(void)
+{
+	for (int i = 0; i < PROTECTED_MAX; i++) {
+		int fd = __atomic_load_n(&protected_fds[i], __ATOMIC_RELAXED);
+		if (fd >= 0)
+			kb_fd_mark_ours(fd);
 	}
 }
 
@@ -90,7 +98,7 @@ void kb_protect_evict(int fd)
 		int moved = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_base());
 		if (moved < 0)
 			return; /* nothing better to do: the host wins the number */
-		kb_fd_lower_floor(moved);
+		kb_fd_mark_ours(moved);
 		__atomic_store_n(&protected_fds[i], moved, __ATOMIC_SEQ_CST);
 		if (__atomic_load_n(&log_fd, __ATOMIC_SEQ_CST) == fd) {
 			__atomic_store_n(&log_fd, moved, __ATOMIC_SEQ_CST);
@@ -107,6 +115,7 @@ void kb_protect_evict(int fd)
 		if (__atomic_load_n(&kb_shim.sink6, __ATOMIC_RELAXED) == fd)
 			__atomic_store_n(&kb_shim.sink6, moved, __ATOMIC_RELAXED);
 		/* the old number is about to be replaced by the host's dup2 */
+		kb_fd_forget(fd);
 	}
 }
 

@@ -27,6 +27,10 @@ const char *kb_log_path(void);
 /* Adds fd to the protected set. */
 void kb_protect(int fd);
 
+/* Gives every protected descriptor its entry in the descriptor table
+ * (fdtable.h), for those protected before the table existed. */
+void kb_protected_to_table(void);
+
 /* Moves a descriptor of the shim's own up, out of the host's way
  * (close-on-exec); returns the new number, or fd if it cannot. */
 int kb_move_high(int fd);
