@@ -23,7 +23,11 @@
  *
  * --open K first dup2()s the listener onto K descriptors from 100 up, so
  * the scale benchmark can show the cost of a call with K descriptors open
- * (and tracked, when kbfault is loaded).
+ * (and tracked, when kbfault is loaded). The calls on a number of their
+ * own (close-tracked, close-untracked) then use the lowest free numbers
+ * above those K, where a busy server's newest descriptors are: a preloaded
+ * library's own descriptors sit somewhere among the host's, and a call on
+ * a number above them must cost no more than one below.
  *
  * --port P puts the listener on 127.0.0.1:P (SO_REUSEPORT, so parallel
  * runs can share it) instead of an ephemeral port. The cost of a call on
@@ -53,7 +57,7 @@
 #include <unistd.h>
 
 #define TARGET_FD 64     /* close-tracked: the number dup2()ed onto and closed */
-#define UNUSED_FD 90     /* close-untracked: never open */
+#define UNUSED_FD 90     /* close-untracked: never open (both without --open) */
 #define OPEN_BASE 100    /* --open K: descriptors OPEN_BASE .. OPEN_BASE+K-1 */
 
 static void die(const char *what)
@@ -184,6 +188,16 @@ static int http(long n, long port)
 	return failed ? 1 : 0;
 }
 
+/* The lowest descriptor number at or above `from` that is not open. */
+static int free_from(int open_fd, int from)
+{
+	int fd = fcntl(open_fd, F_DUPFD, from);
+	if (fd < 0)
+		die("F_DUPFD");
+	close(fd);
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	long open_k = 0, port = 0;
@@ -218,6 +232,11 @@ int main(int argc, char **argv)
 			die("dup2 --open");
 	if (pipe(pfd) < 0)
 		die("pipe");
+	int target = TARGET_FD, unused = UNUSED_FD;
+	if (open_k) {
+		target = free_from(pfd[0], OPEN_BASE + (int)open_k);
+		unused = free_from(pfd[0], target + 1);
+	}
 
 	struct sockaddr_in discard = { .sin_family = AF_INET, .sin_port = htons(9),
 				       .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -230,12 +249,12 @@ int main(int argc, char **argv)
 			unexpected += !(close(-1) == -1 && errno == EBADF);
 	} else if (strcmp(mode, "close-untracked") == 0) {
 		for (long i = 0; i < n; i++)
-			unexpected += !(close(UNUSED_FD) == -1 && errno == EBADF);
+			unexpected += !(close(unused) == -1 && errno == EBADF);
 	} else if (strcmp(mode, "close-tracked") == 0) {
 		calls_per_iter = 2;
 		for (long i = 0; i < n; i++) {
-			unexpected += dup2(lfd, TARGET_FD) != TARGET_FD;
-			unexpected += close(TARGET_FD) != 0;
+			unexpected += dup2(lfd, target) != target;
+			unexpected += close(target) != 0;
 		}
 	} else if (strcmp(mode, "listen-nonsock") == 0) {
 		for (long i = 0; i < n; i++)
