@@ -99,6 +99,17 @@ static inline bool kb_fd_below_floor(int fd)
 	return fd < __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED);
 }
 
+/* Might fd be one of the shim's own (log.h's kb_is_protected decides)?
+ * In the table its entry says so; beyond it, the floor. So the slow
+ * paths ask the list only about the shim's own, not about every
+ * descriptor above the lowest of them. */
+static inline bool kb_fd_maybe_ours(int fd)
+{
+	if ((unsigned)fd < (unsigned)kb_fdt_len)
+		return __atomic_load_n(&kb_fdt[fd].head, __ATOMIC_ACQUIRE) & KB_HEAD_FLAG(KB_FD_OURS);
+	return !kb_fd_below_floor(fd);
+}
+
 /* The armed fast path: true when fd is certainly none of kbfault's
  * business - not tracked, and not the shim's own - so a hook can hand the
  * call to libc at once. A few loads, no calls. */

@@ -118,7 +118,7 @@ int kb_close_hook(int fd, const char *via)
 {
 	if (!kb_armed() || kb_guarded())
 		return pass(fd);
-	if (fd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED) && kb_is_protected(fd)) {
+	if (kb_fd_maybe_ours(fd) && kb_is_protected(fd)) {
 		/* ours, not the host's: to the host it is not open */
 		errno = EBADF;
 		return -1;

@@ -108,7 +108,7 @@ int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
 		}
 		errno = saved;
 	}
-	if (newfd >= __atomic_load_n(&kb_fd_floor, __ATOMIC_RELAXED)) {
+	if (kb_fd_maybe_ours(newfd)) {
 		kb_guard_enter();
 		kb_protect_evict(newfd);
 		kb_guard_leave();
