@@ -31,7 +31,7 @@ __attribute__((noinline)) static int listen_then_track(int fd, int backlog)
 	return rc;
 }
 
-/* fd's local address: is it a TCP/IP socket? errno is left alone. */
+/* fd's local address, if it is a socket; errno is left alone. */
 static bool local_name(int fd, struct sockaddr_storage *ss, socklen_t *len)
 {
 	if (KB_HAVE_SYS)
