@@ -164,8 +164,9 @@ static int sink_open(int family)
 		kb_real.close(fd);
 		return -1;
 	}
-	/* high, beside the log: the low numbers are the host's, and every
-	 * hook's fast path ends where the shim's own descriptors begin */
+	/* high, beside the log: the low numbers are the host's; once
+	 * protected, its table entry sends every hook's call on it to the
+	 * slow path (fdtable.h, KB_FD_OURS) */
 	int high = kb_move_high(fd);
 	kb_protect(high);
 	return high;
