@@ -14,6 +14,7 @@
 
 #include "gate.h"
 #include "markup.h"
+#include "outfile.h"
 
 static void property(FILE *f, const char *name, const char *value)
 {
@@ -70,7 +71,8 @@ int kb_gate_junit(const char *path, const struct kb_gate *gates, const struct kb
 {
 	size_t failures = 0, errors = 0;
 	double total = 0;
-	char stamp[32], host[256] = "localhost", tmp[4200];
+	char stamp[32], host[256] = "localhost";
+	struct kb_outfile out;
 	time_t now = time(NULL);
 	struct tm tm;
 
@@ -83,9 +85,7 @@ int kb_gate_junit(const char *path, const struct kb_gate *gates, const struct kb
 	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
 	gethostname(host, sizeof host - 1);
 
-	/* written beside, then renamed: a reader never sees half a file */
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-	FILE *f = fopen(tmp, "we");
+	FILE *f = kb_outfile_open(&out, path);
 	if (f == NULL) {
 		snprintf(err, len, "--junit %s: %s", path, strerror(errno));
 		return -1;
@@ -101,9 +101,8 @@ int kb_gate_junit(const char *path, const struct kb_gate *gates, const struct kb
 	for (size_t i = 0; i < n; i++)
 		write_case(f, &gates[i], &res[i]);
 	fputs("  </testsuite>\n</testsuites>\n", f);
-	if (ferror(f) | (fclose(f) != 0) || rename(tmp, path) != 0) {
+	if (kb_outfile_commit(&out) < 0) {
 		snprintf(err, len, "--junit %s: %s", path, strerror(errno));
-		unlink(tmp);
 		return -1;
 	}
 	return 0;

@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "kbfault/json.h"
 #include "markup.h"
+#include "outfile.h"
 
 #define TIME_BINS 100
 #define LANES_MAX 200 /* beyond: one lane "other" */
@@ -250,7 +250,8 @@ int kb_report_html(const char *out, char *const *logs, size_t nlogs, const struc
 {
 	struct timeline tl;
 	struct kb_json_obj *o = malloc(sizeof *o);
-	char tmp[4200], stamp[64];
+	char stamp[64];
+	struct kb_outfile page;
 	time_t now = time(NULL);
 	struct tm tm;
 
@@ -270,9 +271,7 @@ int kb_report_html(const char *out, char *const *logs, size_t nlogs, const struc
 		scan(logs, nlogs, &tl, true, o);
 	free(o);
 
-	/* written beside, then renamed: a reader never sees half a page */
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-	FILE *f = fopen(tmp, "we");
+	FILE *f = kb_outfile_open(&page, out);
 	if (f == NULL) {
 		snprintf(err, len, "--html %s: %s", out, strerror(errno));
 		free(tl.lanes);
@@ -308,9 +307,8 @@ int kb_report_html(const char *out, char *const *logs, size_t nlogs, const struc
 	tables(f, s);
 	fputs("</body>\n</html>\n", f);
 	free(tl.lanes);
-	if (ferror(f) | (fclose(f) != 0) || rename(tmp, out) != 0) {
+	if (kb_outfile_commit(&page) < 0) {
 		snprintf(err, len, "--html %s: %s", out, strerror(errno));
-		unlink(tmp);
 		return -1;
 	}
 	return 0;
