@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdtable.h"
 #include "guard.h"
 #include "real.h"
 #include "shim.h"
@@ -78,6 +79,12 @@ const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 	struct kb_event ev = { site->call, site->role, lport, site->peer };
 	size_t n = kb_decide(&kb_shim.plan, &ev, &clock, verdicts);
 	const struct kb_effect none = KB_EFFECT_NONE;
+
+	/* A descriptor closed behind our back (a raw system call, glibc
+	 * internals) may carry another file by now: no rule acts on it. The
+	 * call still counted towards its rules' hits; see docs/design.md. */
+	if (n > 0 && site->tracked && !kb_fd_same(site->fd, site->tracked))
+		return NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct kb_verdict *v = &verdicts[i];

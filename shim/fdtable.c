@@ -3,9 +3,11 @@
  */
 #include "fdtable.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #define TABLE_MAX (1 << 21) /* descriptors beyond this are never tracked */
@@ -87,6 +89,19 @@ bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr
 	return true;
 }
 
+bool kb_fd_track_accepted(int fd, uint16_t lport, const struct kb_addr *peer)
+{
+	uint64_t pb[2];
+
+	if (peer->family != AF_INET && peer->family != AF_INET6)
+		return kb_fd_track(fd, KB_ROLE_ACCEPTED, lport, peer);
+	if (!in_range(fd))
+		return false;
+	memcpy(pb, peer->bytes, sizeof pb);
+	kb_fd_publish(fd, pack(KB_ROLE_ACCEPTED, role_flags[KB_ROLE_ACCEPTED], lport, peer), 0, pb, 0);
+	return true;
+}
+
 bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 {
 	uint64_t h = kb_fd_head(fd);
@@ -141,9 +156,38 @@ void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag)
 	kb_fd_mark(fd, flags);
 }
 
+/* An accepted connection tracked without its inode number: the same
+ * socket is still connected to the same peer. Once the connection has
+ * ended (reset by the peer, or both sides done) the kernel no longer
+ * names the peer (ENOTCONN), but the socket keeps its local port, which a
+ * socket created since on that number does not have (it is unbound, or
+ * connected elsewhere, which getpeername() would have shown). */
+static bool same_connection(int fd, const struct kb_fd_info *info)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	struct kb_addr now;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		kb_addr_from_sockaddr((struct sockaddr *)&ss, len, &now);
+		return now.family == info->peer.family && now.port == info->peer.port &&
+		       memcmp(now.bytes, info->peer.bytes, sizeof now.bytes) == 0;
+	}
+	if (errno != ENOTCONN)
+		return false; /* not a socket any more, or not open */
+	len = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	kb_addr_from_sockaddr((struct sockaddr *)&ss, len, &now);
+	return now.family == info->peer.family && now.port == info->lport && now.port != 0;
+}
+
 bool kb_fd_same(int fd, const struct kb_fd_info *info)
 {
 	struct stat st;
+
+	if (info->ino == 0 && info->role == KB_ROLE_ACCEPTED)
+		return same_connection(fd, info);
 	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && (uint64_t)st.st_ino == info->ino;
 }
 

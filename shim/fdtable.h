@@ -160,6 +160,13 @@ void kb_fd_role_flags(enum kb_role role, unsigned flags);
  * nothing) if fd is out of the table's range or not a socket. */
 bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr *peer);
 
+/* Records a connection accept() has just returned, whose peer (IPv4 or
+ * IPv6) and local port are its identity: no system call, since this runs
+ * once per connection a server takes. An entry without an inode number
+ * is checked by kb_fd_same() against its peer instead. Falls back to
+ * kb_fd_track() when the peer is not IP. */
+bool kb_fd_track_accepted(int fd, uint16_t lport, const struct kb_addr *peer);
+
 /* Fills fd's entry, whose header is zero, and publishes it: the header
  * last (release), so a concurrent reader never sees half an entry. */
 static inline void kb_fd_store(int fd, uint64_t head, uint64_t ino, uint64_t peer0, uint64_t peer1, uint64_t tag)
@@ -238,7 +245,10 @@ static inline void kb_fd_forget(int fd)
 		kb_fd_forget_fast(fd);
 }
 
-/* Is fd still the socket that was tracked? One fstat(). */
+/* Is fd still the socket that was tracked? One fstat() for an entry with
+ * an inode number; for an accepted connection, getpeername(), and
+ * getsockname() too once the connection has ended. Callers ask only
+ * before something is done to the descriptor, not on every call. */
 bool kb_fd_same(int fd, const struct kb_fd_info *info);
 
 /* One past the highest descriptor ever tracked: bounds scans over ranges. */

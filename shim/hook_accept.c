@@ -230,7 +230,7 @@ static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool 
 			const char *via)
 {
 	struct kb_verdict v[KB_VERDICTS_MAX];
-	struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, peer };
+	struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, peer, NULL };
 	const struct kb_verdict *session = NULL;
 	int e = errno;
 
@@ -257,7 +257,7 @@ static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool 
 		}
 	}
 	if (track)
-		kb_fd_track(c, KB_ROLE_ACCEPTED, lport, peer);
+		kb_fd_track_accepted(c, lport, peer);
 	if (session)
 		kb_session_admit(c, &site, session);
 	errno = e;
@@ -275,7 +275,7 @@ __attribute__((noinline)) static int accept_slow(int fd, struct sockaddr *addr, 
 	uint16_t lport = KB_HEAD_LPORT(head);
 
 	if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING)) {
-		struct kb_site site = { KB_CALL_ACCEPT, via, fd, KB_ROLE_LISTENING, NULL };
+		struct kb_site site = { KB_CALL_ACCEPT, via, fd, KB_ROLE_LISTENING, NULL, NULL };
 		const struct kb_verdict *d = kb_inject(&site, lport, v, NULL);
 		if (d && d->rule->action == KB_ACT_FAIL) {
 			errno = d->rule->err;

@@ -73,27 +73,34 @@ __attribute__((noinline)) static int close_tracked(int fd, const char *via, bool
 
 	if (!kb_fd_lookup(fd, &info))
 		return pass(fd);
-	bool same = kb_fd_same(fd, &info);
-	errno = saved;
-	if (!same) {
-		/* closed behind our back and reused: not ours any more */
-		kb_fd_forget(fd);
-		return pass(fd);
+	if (info.flags & (KB_FD_LEAKED | KB_FD_SESSION | KB_FD_CUT)) {
+		/* What we kept open or counted must still be that socket
+		 * before we answer for it. A plain entry is checked only if a
+		 * rule fires (kb_inject), which spares every other close a
+		 * system call. */
+		bool same = kb_fd_same(fd, &info);
+		errno = saved;
+		if (!same) {
+			/* closed behind our back and reused: not ours any more */
+			kb_fd_forget(fd);
+			return pass(fd);
+		}
+		if (info.flags & KB_FD_LEAKED) {
+			/* the host closed this one before and we kept it open: to
+			 * the host it is gone, so a second close is a bad
+			 * descriptor */
+			errno = EBADF;
+			return -1;
+		}
+		kb_session_closing(fd, &info, via);
 	}
-	if (info.flags & KB_FD_LEAKED) {
-		/* the host closed this one before and we kept it open: to the
-		 * host it is gone, so a second close is a bad descriptor */
-		errno = EBADF;
-		return -1;
-	}
-	kb_session_closing(fd, &info, via);
 	if (!rules) {
 		kb_fd_forget(fd);
 		errno = saved;
 		return pass(fd);
 	}
 
-	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer };
+	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer, &info };
 	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
 	errno = saved;
 	if (d && d->rule->action == KB_ACT_LEAK) {

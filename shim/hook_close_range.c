@@ -81,7 +81,7 @@ static bool keep_open(int fd, const char *via)
 		kb_fd_forget(fd);
 		return false;
 	}
-	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer };
+	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer, NULL };
 	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
 	if (d && d->rule->action == KB_ACT_LEAK) {
 		kb_fd_mark(fd, KB_FD_LEAKED);

@@ -52,7 +52,7 @@ static int fclose_slow(FILE *fp)
 		return pass(fp);
 	}
 
-	struct kb_site site = { KB_CALL_CLOSE, "fclose", fd, info.role, &info.peer };
+	struct kb_site site = { KB_CALL_CLOSE, "fclose", fd, info.role, &info.peer, NULL };
 	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
 	if (d && d->rule->action == KB_ACT_LEAK) {
 		int fdflags = fcntl(fd, F_GETFD);

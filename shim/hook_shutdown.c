@@ -38,16 +38,19 @@ int kb_shutdown_hook(int fd, int how, const char *via)
 	if (!kb_fd_lookup(fd, &info) || !kb_plan_wants(&kb_shim.plan, KB_CALL_SHUTDOWN, info.role))
 		return pass(fd, how);
 	int saved = errno;
-	bool same = kb_fd_same(fd, &info);
-	errno = saved;
-	if (!same)
-		return pass(fd, how);
 	if (info.flags & KB_FD_LEAKED) {
+		/* kept open after the host closed it: gone, to the host, unless
+		 * the number has been reused since */
+		bool same = kb_fd_same(fd, &info);
+		errno = saved;
+		if (!same)
+			return pass(fd, how);
 		errno = EBADF;
 		return -1;
 	}
 
-	struct kb_site site = { KB_CALL_SHUTDOWN, via, fd, info.role, &info.peer };
+	/* identity is checked only if a rule fires (kb_inject) */
+	struct kb_site site = { KB_CALL_SHUTDOWN, via, fd, info.role, &info.peer, &info };
 	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
 	errno = saved;
 	if (d == NULL)

@@ -49,12 +49,19 @@ void kb_log_start(bool forked);
 /* A configuration error, for the log, before the host is stopped. */
 void kb_log_error(const char *message);
 
+struct kb_fd_info;
+
 struct kb_site {
 	enum kb_call call;
 	const char *via;            /* entry point when not the call itself */
 	int fd;
 	enum kb_role role;
 	const struct kb_addr *peer; /* may be NULL */
+	/* fd's table entry, when the call is on a tracked descriptor: before
+	 * a rule acts (or is logged), kb_inject() checks that fd is still
+	 * that socket. Checking only then spares the system call on every
+	 * call that no rule fires on. NULL: nothing to check. */
+	const struct kb_fd_info *tracked;
 };
 
 /* Facts about the call that only the hook knows, for the log line. Zero

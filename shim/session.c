@@ -102,7 +102,7 @@ static void cut_one(const struct kb_verdict *v, enum kb_call call, const char *v
 		if (!kb_fd_claim(victim, KB_FD_CUT) || !kb_fd_lookup(victim, &info))
 			continue; /* another thread took it first: look again */
 		kb_sessions_cut(c);
-		struct kb_site site = { call, via, victim, KB_ROLE_ACCEPTED, &info.peer };
+		struct kb_site site = { call, via, victim, KB_ROLE_ACCEPTED, &info.peer, NULL };
 		struct kb_effect e = KB_EFFECT_NONE;
 		e.effect = "cut";
 		e.reason = "session count reached zero";

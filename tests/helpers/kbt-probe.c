@@ -20,6 +20,12 @@
  *   kbt-probe dupleaked        accept4 a connection, close it, then dup2/dup3 and close
  *                              it again (all three EBADF for a closed descriptor), and
  *                              say whether the peer saw the end of the stream
+ *   kbt-probe stale KIND       accept a connection, close it behind kbfault's back (a
+ *                              system call made inline), put KIND on its number (file,
+ *                              socket: connected to the listener, unbound: a new socket),
+ *                              close that, and say whether it was really closed; KIND
+ *                              reset instead keeps the connection, lets the peer reset
+ *                              it, and closes it
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -38,6 +44,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -389,6 +396,65 @@ static int do_dupleaked(void)
 	return 0;
 }
 
+/* close() as a raw system call, which no preloaded library sees: what a
+ * program that makes its own system calls, or glibc internally, does */
+static long unseen_close(int fd)
+{
+#if defined(__x86_64__)
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
+	return ret;
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = SYS_close;
+	register long x0 __asm__("x0") = fd;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
+	return x0;
+#else
+	(void)fd;
+	return -ENOSYS;
+#endif
+}
+
+static int do_stale(const char *kind)
+{
+	int port, l = listener(16, &port);
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&in, sizeof in) < 0)
+		return 1;
+	int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (a < 0)
+		return 1;
+	if (strcmp(kind, "reset") == 0) {
+		struct linger lg = { 1, 0 };
+		setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		close(c);
+		struct pollfd p = { .fd = a, .events = POLLIN };
+		poll(&p, 1, 2000); /* the reset has arrived */
+	} else {
+		if (unseen_close(a) != 0) {
+			printf("unsupported\n");
+			return 0;
+		}
+		int b = -1;
+		if (strcmp(kind, "file") == 0)
+			b = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		else if (strcmp(kind, "unbound") == 0)
+			b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		else if (strcmp(kind, "socket") == 0 && (b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+			 connect(b, (struct sockaddr *)&in, sizeof in) < 0)
+			return 1;
+		if (b != a) {
+			printf("error %s got %d, not %d\n", kind, b, a);
+			return 1;
+		}
+	}
+	printf("close %s\n", outcome(close(a)));
+	printf("%s\n", fcntl(a, F_GETFD) < 0 && errno == EBADF ? "closed" : "open");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -417,7 +483,9 @@ int main(int argc, char **argv)
 		return do_dupclose();
 	if (argc >= 2 && strcmp(argv[1], "dupleaked") == 0)
 		return do_dupleaked();
+	if (argc >= 3 && strcmp(argv[1], "stale") == 0)
+		return do_stale(argv[2]);
 	fprintf(stderr, "usage: kbt-probe listen N | errno | connect PORT | fork | closeall | spawn | daemon FILE"
-			" | forkstall | sigclose | storm N M | dupclose | dupleaked\n");
+			" | forkstall | sigclose | storm N M | dupclose | dupleaked | stale KIND\n");
 	return 2;
 }

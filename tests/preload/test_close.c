@@ -146,3 +146,49 @@ Test(close, a_leaked_descriptor_cannot_be_copied)
 	free(out);
 	free(err);
 }
+
+/* A number closed behind the shim's back (here by an inline system call)
+ * and reused holds something else: a rule on closing accepted
+ * connections must leave it alone. The connection's identity is its
+ * peer, then its local port once the peer has gone, so a connection the
+ * peer reset is still recognised and the rule acts on it. */
+static void stale_case(const char *kind, const char *expected, size_t injections)
+{
+	char *out, *err, env_recipe[700], env_log[720], path[700], want[100];
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "stale", kind, NULL };
+
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("leak.kbf", leak_recipe));
+	snprintf(path, sizeof path, "%s/log-%s", kbt_tmpdir(), kind);
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", path);
+	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, env_log, NULL }, true, 10000, &out, &err), 0, "%s%s",
+		     out, err);
+	if (strstr(out, "unsupported"))
+		cr_skip_test("no inline system call for this architecture in kbt-probe");
+	snprintf(want, sizeof want, "main\nclose ok\n%s\n", expected);
+	cr_assert_str_eq(out, want, "%s", kind);
+	struct kbt_log l = kbt_log_read(path);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), injections, "%s", kind);
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
+
+Test(close, a_file_on_a_reused_number_is_closed)
+{
+	stale_case("file", "closed", 0);
+}
+
+Test(close, a_connected_socket_on_a_reused_number_is_closed)
+{
+	stale_case("socket", "closed", 0);
+}
+
+Test(close, an_unbound_socket_on_a_reused_number_is_closed)
+{
+	stale_case("unbound", "closed", 0);
+}
+
+Test(close, a_connection_the_peer_reset_is_still_recognised)
+{
+	stale_case("reset", "open", 1);
+}
