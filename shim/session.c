@@ -101,6 +101,15 @@ static void cut_one(const struct kb_verdict *v, enum kb_call call, const char *v
 			return;
 		if (!kb_fd_claim(victim, KB_FD_CUT) || !kb_fd_lookup(victim, &info))
 			continue; /* another thread took it first: look again */
+		int saved = errno;
+		bool same = kb_fd_same(victim, &info);
+		errno = saved;
+		if (!same) {
+			/* closed behind our back, its number reused: whatever is
+			 * there now is not a session to cut */
+			kb_fd_forget(victim);
+			continue;
+		}
 		kb_sessions_cut(c);
 		struct kb_site site = { call, via, victim, KB_ROLE_ACCEPTED, &info.peer, NULL };
 		struct kb_effect e = KB_EFFECT_NONE;

@@ -25,7 +25,9 @@
  *                              socket: connected to the listener, unbound: a new socket),
  *                              close that, and say whether it was really closed; KIND
  *                              reset instead keeps the connection, lets the peer reset
- *                              it, and closes it
+ *                              it, and closes it; KIND session puts a connected socket
+ *                              there, accepts its connection, and says whether that
+ *                              socket is still connected
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -442,12 +444,21 @@ static int do_stale(const char *kind)
 			b = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		else if (strcmp(kind, "unbound") == 0)
 			b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		else if (strcmp(kind, "socket") == 0 && (b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+		else if ((strcmp(kind, "socket") == 0 || strcmp(kind, "session") == 0) &&
+			 (b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
 			 connect(b, (struct sockaddr *)&in, sizeof in) < 0)
 			return 1;
 		if (b != a) {
 			printf("error %s got %d, not %d\n", kind, b, a);
 			return 1;
+		}
+		if (strcmp(kind, "session") == 0) {
+			if (accept4(l, NULL, NULL, SOCK_CLOEXEC) < 0)
+				return 1;
+			struct sockaddr_in peer;
+			socklen_t len = sizeof peer;
+			printf("%s\n", getpeername(b, (struct sockaddr *)&peer, &len) == 0 ? "connected" : "disconnected");
+			return 0;
 		}
 	}
 	printf("close %s\n", outcome(close(a)));
