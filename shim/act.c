@@ -71,7 +71,7 @@ static void mark_peer(const struct kb_site *site, const struct kb_verdict *v)
 	kb_log_mark(site, v, until, stored);
 }
 
-const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
+KB_HOT const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 				   struct kb_verdict verdicts[KB_VERDICTS_MAX],
 				   const struct kb_effect *effect)
 {

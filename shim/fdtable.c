@@ -89,7 +89,7 @@ bool kb_fd_track(int fd, enum kb_role role, uint16_t lport, const struct kb_addr
 	return true;
 }
 
-bool kb_fd_track_accepted(int fd, uint16_t lport, const struct kb_addr *peer)
+__attribute__((hot)) bool kb_fd_track_accepted(int fd, uint16_t lport, const struct kb_addr *peer)
 {
 	uint64_t pb[2];
 

@@ -71,7 +71,7 @@ struct pending {
 	socklen_t given; /* *len before the call: afterwards it is the full size */
 };
 
-__attribute__((noinline)) static int pending_taken(const struct pending *p, int c, bool four, const char *via)
+__attribute__((noinline)) KB_HOT static int pending_taken(const struct pending *p, int c, bool four, const char *via)
 {
 	return kb_accepted(p->fd, c, p->addr, p->len, p->given, p->flags, four, via, p->head);
 }
@@ -97,12 +97,12 @@ __attribute__((always_inline)) static inline int take_then_decide(int fd, struct
 
 /* One copy per entry point, so that neither carries the other's
  * arguments across the call. */
-__attribute__((noinline)) static int accept_then(int fd, struct sockaddr *addr, socklen_t *len, uint64_t head)
+__attribute__((noinline)) KB_HOT static int accept_then(int fd, struct sockaddr *addr, socklen_t *len, uint64_t head)
 {
 	return take_then_decide(fd, addr, len, 0, false, NULL, head);
 }
 
-__attribute__((noinline)) static int accept4_then(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+__attribute__((noinline)) KB_HOT static int accept4_then(int fd, struct sockaddr *addr, socklen_t *len, int flags,
 						  uint64_t head)
 {
 	return take_then_decide(fd, addr, len, flags, true, "accept4", head);
@@ -111,7 +111,7 @@ __attribute__((noinline)) static int accept4_then(int fd, struct sockaddr *addr,
 /* The exported functions decide from one header load, without a stack
  * frame: a descriptor that is no listener, or a listener with nothing to
  * do, goes straight to libc. */
-KB_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
+KB_API KB_HOT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	int m = kb_mode_get();
 	if (__builtin_expect(m == KB_MODE_OFF, 1))
@@ -126,7 +126,7 @@ KB_API int accept(int fd, struct sockaddr *addr, socklen_t *len)
 	return kb_accept_hook(fd, addr, len, 0, false, NULL);
 }
 
-KB_API int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+KB_API KB_HOT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	int m = kb_mode_get();
 	if (__builtin_expect(m == KB_MODE_OFF, 1))
@@ -226,7 +226,7 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 /* What the rules make of connection c, just taken: returns c for the
  * host, -1 with errno for a failure to report, or -2 when the connection
  * was dropped and the host's accept must take the next one. */
-static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool post, bool track,
+KB_HOT static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool post, bool track,
 			const char *via)
 {
 	struct kb_verdict v[KB_VERDICTS_MAX];
@@ -313,7 +313,7 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 	return kb_accepted(fd, c, addr, len, given, flags, four, via, head);
 }
 
-int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, socklen_t given, int flags,
+KB_HOT int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, socklen_t given, int flags,
 		bool four, const char *via, uint64_t head)
 {
 	const struct kb_plan *plan = &kb_shim.plan;

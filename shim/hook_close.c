@@ -46,7 +46,7 @@ static inline bool nothing_to_decide(uint64_t head)
  * That holds even inside the shim (guard.h): whoever closes it, the
  * number no longer refers to what was tracked.
  */
-KB_API int close(int fd)
+KB_API KB_HOT int close(int fd)
 {
 	int m = kb_mode_get();
 	if (__builtin_expect(m == KB_MODE_OFF, 1))
@@ -66,7 +66,7 @@ KB_API int close(int fd)
 }
 
 /* A tracked descriptor that rules, a leak or a session may concern. */
-__attribute__((noinline)) static int close_tracked(int fd, const char *via, bool rules, int saved)
+__attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *via, bool rules, int saved)
 {
 	struct kb_fd_info info;
 	struct kb_verdict v[KB_VERDICTS_MAX];
@@ -121,7 +121,7 @@ __attribute__((noinline)) static int close_tracked(int fd, const char *via, bool
 	return rc;
 }
 
-int kb_close_hook(int fd, const char *via)
+KB_HOT int kb_close_hook(int fd, const char *via)
 {
 	if (!kb_armed() || kb_guarded())
 		return pass(fd);

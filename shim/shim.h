@@ -24,6 +24,11 @@
 
 #define KB_API __attribute__((visibility("default")))
 #define KB_HIDDEN __attribute__((visibility("hidden")))
+/* The functions every connection of a busy server goes through: GCC
+ * puts them together in .text.hot, so that the few cache lines and the
+ * page they take stay warm between one connection and the next, when the
+ * kernel's own work in between has pushed most else out. */
+#define KB_HOT __attribute__((hot))
 
 enum { KB_MODE_OFF = 0, KB_MODE_UNINIT = 1, KB_MODE_ARMED = 2 };
 

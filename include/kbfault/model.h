@@ -86,38 +86,42 @@ struct kb_port_range {
 };
 
 struct kb_rule {
+	/* What every decision reads (decide.c), first and in one cache line:
+	 * a call that a rule sees touches this line and its counter, not the
+	 * name, the peer list or the programs further down. */
+	_Alignas(64) uint32_t index; /* position in the recipe: evaluation order */
+	enum kb_action action;
+	bool has_port, has_peer_port;
+	uint8_t npeers;
+	uint8_t peer_marked; /* KB_MARKED_*: only peers marked (or not) by mark-peer */
+	bool has_window;
+	bool mark_peer;      /* side effect of firing: remember the peer (marks.h) */
+	struct kb_port_range port;      /* local port */
+	struct kb_port_range peer_port;
+	uint64_t nth;        /* 0 = any hit */
+	uint64_t after;      /* skip this many hits */
+	uint64_t every;      /* 0 = every hit */
+	uint64_t chance;     /* fire if prng < chance; UINT64_MAX = always */
+	uint64_t limit;      /* 0 = unlimited injections */
+
 	char name[KB_NAME_MAX];
 	unsigned line;   /* where `rule NAME` stands, for messages */
-	uint32_t index;  /* position in the recipe: evaluation order */
 	uint64_t name_hash; /* feeds the reproducible random decisions */
 	bool enabled;
 
-	/* which calls and sockets */
+	/* which calls and sockets (with the filters above) */
 	uint32_t calls;  /* bit (1u << enum kb_call) */
 	uint32_t roles;  /* bit (1u << enum kb_role); 0 = every tracked role */
-	bool has_port, has_peer_port;
-	struct kb_port_range port;      /* local port */
-	struct kb_port_range peer_port;
-	uint8_t npeers;
 	struct kb_cidr peers[KB_MAX_PEERS];
 	uint8_t nprograms;
 	char programs[KB_MAX_PROGRAMS][KB_NAME_MAX];
 
-	/* when */
-	uint64_t nth;        /* 0 = any hit */
-	uint64_t after;      /* skip this many hits */
-	uint64_t every;      /* 0 = every hit */
-	uint64_t limit;      /* 0 = unlimited injections */
-	uint64_t chance;     /* fire if prng < chance; UINT64_MAX = always */
-	bool has_window;
+	/* when (with nth .. limit above) */
 	uint64_t window_from_ns, window_to_ns; /* since start; to = KB_FOREVER open */
 	enum kb_scope scope;
 
-	uint8_t peer_marked; /* KB_MARKED_*: only peers marked (or not) by mark-peer */
-
-	/* what */
+	/* what (with action above) */
 	uint64_t delay_ns;   /* before the action */
-	enum kb_action action;
 	int err;             /* KB_ACT_FAIL */
 	int backlog;         /* KB_ACT_BACKLOG, and the length for KB_ACT_QUEUE */
 	enum kb_queue_mode queue_mode; /* KB_ACT_QUEUE */
@@ -129,10 +133,10 @@ struct kb_rule {
 	uint64_t sess_slots;   /* slots; each attempt takes one for good (0: no limit) */
 	uint64_t sess_leak;    /* bytes each attempt never gives back */
 
-	/* side effect of firing: remember the peer (marks.h) */
-	bool mark_peer;
-	uint64_t mark_ns;    /* how long; KB_FOREVER: as long as the process (tree) lives */
+	uint64_t mark_ns;    /* mark-peer: how long; KB_FOREVER: as long as the process (tree) lives */
 };
+_Static_assert(offsetof(struct kb_rule, limit) + sizeof(uint64_t) <= 64,
+	       "what a decision reads fits in the rule's first cache line");
 
 struct kb_param {
 	char name[KB_NAME_MAX];

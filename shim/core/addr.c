@@ -12,7 +12,8 @@
 
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-void kb_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct kb_addr *out)
+/* hot: every accepted connection passes here (see KB_HOT, shim.h) */
+__attribute__((hot)) void kb_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct kb_addr *out)
 {
 	out->family = 0;
 	out->port = 0;

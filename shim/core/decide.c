@@ -75,8 +75,10 @@ static bool fires(const struct kb_plan *plan, const struct kb_rule *r, const str
 	return true;
 }
 
-size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev, const struct kb_clock *clk,
-		 struct kb_verdict *out)
+/* hot: with the hooks a server's every connection goes through (KB_HOT,
+ * shim.h), in .text.hot */
+__attribute__((hot)) size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev,
+				       const struct kb_clock *clk, struct kb_verdict *out)
 {
 	const struct kb_bucket *b = &plan->bucket[ev->call][ev->role];
 	const struct kb_rule_list *list = candidates(b, ev->lport);
