@@ -134,6 +134,17 @@ void kb_fd_mark(int fd, unsigned flags)
 		;
 }
 
+void kb_fd_unmark(int fd, unsigned flags)
+{
+	if (!in_range(fd))
+		return;
+	struct kb_fd_entry *e = &kb_fdt[fd];
+	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
+	while (h != 0 && !__atomic_compare_exchange_n(&e->head, &h, h & ~((uint64_t)(flags & 0xff) << 8), true,
+						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
 bool kb_fd_claim(int fd, unsigned flag)
 {
 	if (!in_range(fd))

@@ -228,6 +228,9 @@ void kb_fd_mark(int fd, unsigned flags);
  * two threads never both act on the same descriptor. */
 bool kb_fd_claim(int fd, unsigned flag);
 
+/* Clears flags from fd's entry, if it has one. */
+void kb_fd_unmark(int fd, unsigned flags);
+
 /* Adds flags and a tag (KB_TAG) for the mechanism that set them. */
 void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag);
 

@@ -42,6 +42,27 @@ static bool local_name(int fd, struct sockaddr_storage *ss, socklen_t *len)
 	return ok;
 }
 
+/* The flags a listener got for its role that no rule can use on its
+ * port: with a recipe aimed at other ports, its accepts then go straight
+ * to libc and its connections are not even tracked. */
+static unsigned not_for_port(uint16_t port)
+{
+	const struct kb_plan *p = &kb_shim.plan;
+	unsigned off = 0;
+
+	if (!kb_plan_applies_to_port(p, KB_CALL_CLOSE, KB_ROLE_LISTENING, port))
+		off |= KB_FD_CLOSE_RULES;
+	if (!kb_plan_applies_to_port(p, KB_CALL_ACCEPT, KB_ROLE_LISTENING, port))
+		off |= KB_FD_ACCEPT_BEFORE;
+	/* a connection is worth taking through the shim if a rule may act
+	 * on taking it, or later on closing or shutting it down */
+	if (!kb_plan_applies_to_port(p, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED, port) &&
+	    !kb_plan_applies_to_port(p, KB_CALL_CLOSE, KB_ROLE_ACCEPTED, port) &&
+	    !kb_plan_applies_to_port(p, KB_CALL_SHUTDOWN, KB_ROLE_ACCEPTED, port))
+		off |= KB_FD_ACCEPT_AFTER;
+	return off;
+}
+
 /* listen() succeeded on fd: track it (listeners always are, for the
  * rules on accept and close), if it is TCP/IP. */
 static void track_listener(int fd, const struct sockaddr_storage *ss, socklen_t len,
@@ -51,8 +72,12 @@ static void track_listener(int fd, const struct sockaddr_storage *ss, socklen_t 
 	int e = errno;
 
 	kb_addr_from_sockaddr((const struct sockaddr *)ss, len, &local);
-	if (local.family && kb_fd_track(fd, KB_ROLE_LISTENING, local.port, NULL) && d &&
-	    d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode != KB_QUEUE_HANG)
+	if (!local.family || !kb_fd_track(fd, KB_ROLE_LISTENING, local.port, NULL)) {
+		errno = e;
+		return;
+	}
+	kb_fd_unmark(fd, not_for_port(local.port));
+	if (d && d->rule->action == KB_ACT_QUEUE && d->rule->queue_mode != KB_QUEUE_HANG)
 		kb_queue_listen(fd, d, backlog, (const struct sockaddr *)ss, len);
 	errno = e;
 }

@@ -147,6 +147,13 @@ static inline bool kb_plan_may_apply(const struct kb_plan *plan, enum kb_call ca
 	return plan->marks && __atomic_load_n(&plan->marks->count, __ATOMIC_ACQUIRE) != 0;
 }
 
+/* Can any rule for (call, role) apply to a socket on local port lport,
+ * as far as the rules' `port` filters go? Asked once per listener, when
+ * it starts listening: the rules of a recipe aimed at other ports then
+ * cost its connections nothing. */
+bool kb_plan_applies_to_port(const struct kb_plan *plan, enum kb_call call, enum kb_role role,
+			     uint16_t lport);
+
 /* Evaluates the rules for ev in file order. Rules whose action is `pass`
  * (a delay only) fire and let evaluation continue; the first rule that
  * fires with any other action ends it. Returns how many rules fired (at

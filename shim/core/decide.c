@@ -23,6 +23,16 @@ static const struct kb_rule_list *candidates(const struct kb_bucket *b, uint16_t
 	return &b->any;
 }
 
+bool kb_plan_applies_to_port(const struct kb_plan *plan, enum kb_call call, enum kb_role role,
+			     uint16_t lport)
+{
+	const struct kb_bucket *b = &plan->bucket[call][role];
+
+	if (candidates(b, lport)->n > 0)
+		return true;
+	return b->ranged.n > 0 && b->covered && (b->covered[lport / 64] >> (lport % 64)) & 1;
+}
+
 static bool filters_match(const struct kb_plan *plan, const struct kb_rule *r,
 			  const struct kb_event *ev, const struct kb_clock *clk)
 {

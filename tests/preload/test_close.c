@@ -1,8 +1,12 @@
 /* Q236565's mechanism: closes of accepted sockets swallowed, whichever way
  * the server closes; and the other close actions. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -200,4 +204,42 @@ Test(close, a_session_on_a_reused_number_is_not_cut)
 {
 	stale_case("session", "rule gateway\n  on accept\n  action sessions\n  count 2\n  miscount 2\n",
 		   "connected", 0);
+}
+
+/* A rule for one port acts on that port's connections only. The listener
+ * on another port, which no rule can reach, is spared the shim: its
+ * connections are taken and closed as if kbfault were not there. */
+Test(close, a_rule_for_one_port_leaves_another_alone)
+{
+	struct kbt_proc a, b;
+	char rule[200], sport[16], log_a[600], log_b[600], *out;
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof in;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(s >= 0 && bind(s, (struct sockaddr *)&in, sizeof in) == 0 &&
+		  getsockname(s, (struct sockaddr *)&in, &len) == 0);
+	close(s); /* a free port for server a, named in the rule */
+	snprintf(sport, sizeof sport, "%d", ntohs(in.sin_port));
+	snprintf(rule, sizeof rule, "rule rst\n  on close\n  role accepted\n  port %s\n  action reset\n", sport);
+	const char *recipe = kbt_write("port.kbf", rule);
+	snprintf(log_a, sizeof log_a, "%s/log-a", kbt_tmpdir());
+	snprintf(log_b, sizeof log_b, "%s/log-b", kbt_tmpdir());
+
+	int port_a = kbt_server(&a, recipe, log_a, (const char *[]){ "--port", sport, "--max", "2", NULL });
+	cr_assert_eq(port_a, ntohs(in.sin_port));
+	char *res = kbt_client(port_a, 2, 1, 2000);
+	cr_assert_eq(kbt_wait(&a, 10000, &out, NULL), 0);
+	cr_assert_eq(kbt_json_num(res, "reset"), 2, "the rule's port: %s", res);
+
+	int port_b = kbt_server(&b, recipe, log_b, (const char *[]){ "--max", "2", NULL });
+	cr_assert_neq(port_b, port_a);
+	res = kbt_client(port_b, 2, 1, 2000);
+	cr_assert_eq(kbt_wait(&b, 10000, &out, NULL), 0);
+	cr_assert_eq(kbt_json_num(res, "ok"), 2, "another port: %s", res);
+
+	struct kbt_log la = kbt_log_read(log_a), lb = kbt_log_read(log_b);
+	cr_assert_eq(kbt_log_count(&la, "event", "inject", "rule", "rst", NULL), 2);
+	cr_assert_eq(kbt_log_count(&lb, "event", "inject", NULL), 0);
+	kbt_log_free(&la);
+	kbt_log_free(&lb);
 }

@@ -274,3 +274,23 @@ Test(decide, many_rules_elsewhere_cost_nothing)
 	cr_assert_str_eq(close_once(1425, NULL), "r42");
 	unload();
 }
+
+/* What a listener on a given port can be spared: rules for every port,
+ * an exact port and a range apply where they say, and nowhere else. */
+Test(decide, which_rules_can_apply_to_a_port)
+{
+	load("rule exact\n on close\n role accepted\n port 8080\n action leak\n"
+	     "rule range\n on accept\n port 9000-9010\n action reset\n"
+	     "rule all\n on shutdown\n role accepted\n action leak\n",
+	     "p");
+	cr_assert(kb_plan_applies_to_port(&plan, KB_CALL_CLOSE, KB_ROLE_ACCEPTED, 8080));
+	cr_assert_not(kb_plan_applies_to_port(&plan, KB_CALL_CLOSE, KB_ROLE_ACCEPTED, 8081));
+	cr_assert(kb_plan_applies_to_port(&plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED, 9000));
+	cr_assert(kb_plan_applies_to_port(&plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED, 9010));
+	cr_assert_not(kb_plan_applies_to_port(&plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED, 9011));
+	cr_assert_not(kb_plan_applies_to_port(&plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED, 8080));
+	cr_assert(kb_plan_applies_to_port(&plan, KB_CALL_SHUTDOWN, KB_ROLE_ACCEPTED, 1));
+	cr_assert(kb_plan_applies_to_port(&plan, KB_CALL_SHUTDOWN, KB_ROLE_ACCEPTED, 65535));
+	cr_assert_not(kb_plan_applies_to_port(&plan, KB_CALL_LISTEN, KB_ROLE_LISTENING, 8080), "no listen rule");
+	unload();
+}
