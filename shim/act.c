@@ -72,8 +72,8 @@ static void mark_peer(const struct kb_site *site, const struct kb_verdict *v)
 }
 
 KB_HOT const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
-				   struct kb_verdict verdicts[KB_VERDICTS_MAX],
-				   const struct kb_effect *effect)
+					  struct kb_verdict verdicts[KB_VERDICTS_MAX],
+					  const struct kb_effect *effect)
 {
 	static const struct kb_clock clock = { kb_since_start_ns, NULL };
 	struct kb_event ev = { site->call, site->role, lport, site->peer };

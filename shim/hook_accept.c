@@ -71,7 +71,8 @@ struct pending {
 	socklen_t given; /* *len before the call: afterwards it is the full size */
 };
 
-__attribute__((noinline)) KB_HOT static int pending_taken(const struct pending *p, int c, bool four, const char *via)
+__attribute__((noinline)) KB_HOT static int pending_taken(const struct pending *p, int c, bool four,
+							 const char *via)
 {
 	return kb_accepted(p->fd, c, p->addr, p->len, p->given, p->flags, four, via, p->head);
 }
@@ -97,13 +98,14 @@ __attribute__((always_inline)) static inline int take_then_decide(int fd, struct
 
 /* One copy per entry point, so that neither carries the other's
  * arguments across the call. */
-__attribute__((noinline)) KB_HOT static int accept_then(int fd, struct sockaddr *addr, socklen_t *len, uint64_t head)
+__attribute__((noinline)) KB_HOT static int accept_then(int fd, struct sockaddr *addr, socklen_t *len,
+						       uint64_t head)
 {
 	return take_then_decide(fd, addr, len, 0, false, NULL, head);
 }
 
-__attribute__((noinline)) KB_HOT static int accept4_then(int fd, struct sockaddr *addr, socklen_t *len, int flags,
-						  uint64_t head)
+__attribute__((noinline)) KB_HOT static int accept4_then(int fd, struct sockaddr *addr, socklen_t *len,
+							int flags, uint64_t head)
 {
 	return take_then_decide(fd, addr, len, flags, true, "accept4", head);
 }
@@ -227,7 +229,7 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
  * host, -1 with errno for a failure to report, or -2 when the connection
  * was dropped and the host's accept must take the next one. */
 KB_HOT static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool post, bool track,
-			const char *via)
+			       const char *via)
 {
 	struct kb_verdict v[KB_VERDICTS_MAX];
 	struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, peer, NULL };
@@ -314,7 +316,7 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 }
 
 KB_HOT int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, socklen_t given, int flags,
-		bool four, const char *via, uint64_t head)
+		       bool four, const char *via, uint64_t head)
 {
 	const struct kb_plan *plan = &kb_shim.plan;
 	struct kb_addr peer;
