@@ -86,10 +86,12 @@ struct kb_port_range {
 };
 
 struct kb_rule {
-	/* What every decision reads (decide.c), first and in one cache line:
-	 * a call that a rule sees touches this line and its counter, not the
-	 * name, the peer list or the programs further down. */
-	_Alignas(64) uint32_t index; /* position in the recipe: evaluation order */
+	/* What every decision reads (decide.c), first and within 64 bytes:
+	 * a call that a rule sees touches these one or two cache lines and
+	 * its counter, not the name, the peer list or the programs further
+	 * down. (Not aligned to a line: rules live in arrays that the
+	 * allocator aligns to 16 bytes.) */
+	uint32_t index; /* position in the recipe: evaluation order */
 	enum kb_action action;
 	bool has_port, has_peer_port;
 	uint8_t npeers;
@@ -136,7 +138,7 @@ struct kb_rule {
 	uint64_t mark_ns;    /* mark-peer: how long; KB_FOREVER: as long as the process (tree) lives */
 };
 _Static_assert(offsetof(struct kb_rule, limit) + sizeof(uint64_t) <= 64,
-	       "what a decision reads fits in the rule's first cache line");
+	       "what a decision reads fits in the rule's first 64 bytes");
 
 struct kb_param {
 	char name[KB_NAME_MAX];
