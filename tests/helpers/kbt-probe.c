@@ -376,16 +376,26 @@ static const char *outcome(int rc)
 	return rc >= 0 ? "ok" : strerrorname_np(errno);
 }
 
+/* A listener *l at *in, a client *c connected to it, and *a, the
+ * connection accept4() took for it. False if any step failed. */
+static bool accepted_pair(int *l, struct sockaddr_in *in, int *c, int *a)
+{
+	int port;
+	*l = listener(16, &port);
+	*in = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	*c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*c < 0 || connect(*c, (struct sockaddr *)in, sizeof *in) < 0)
+		return false;
+	*a = accept4(*l, NULL, NULL, SOCK_CLOEXEC);
+	return *a >= 0;
+}
+
 static int do_dupleaked(void)
 {
-	int port, l = listener(16, &port);
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&in, sizeof in) < 0)
-		return 1;
-	int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (a < 0)
+	int l, c, a;
+	struct sockaddr_in in;
+	if (!accepted_pair(&l, &in, &c, &a))
 		return 1;
 	printf("close %s\n", outcome(close(a)));
 	printf("dup2 %s\n", outcome(dup2(a, 110)));
@@ -419,14 +429,9 @@ static long unseen_close(int fd)
 
 static int do_stale(const char *kind)
 {
-	int port, l = listener(16, &port);
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&in, sizeof in) < 0)
-		return 1;
-	int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (a < 0)
+	int l, c, a;
+	struct sockaddr_in in;
+	if (!accepted_pair(&l, &in, &c, &a))
 		return 1;
 	if (strcmp(kind, "reset") == 0) {
 		struct linger lg = { 1, 0 };
