@@ -71,13 +71,20 @@ static void mark_peer(const struct kb_site *site, const struct kb_verdict *v)
 	kb_log_mark(site, v, until, stored);
 }
 
-KB_HOT const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
-					  struct kb_verdict verdicts[KB_VERDICTS_MAX],
-					  const struct kb_effect *effect)
+const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
+				   struct kb_verdict verdicts[KB_VERDICTS_MAX],
+				   const struct kb_effect *effect)
+{
+	return kb_inject_from(site, lport, verdicts, effect, 0);
+}
+
+KB_HOT const struct kb_verdict *kb_inject_from(const struct kb_site *site, uint16_t lport,
+					       struct kb_verdict verdicts[KB_VERDICTS_MAX],
+					       const struct kb_effect *effect, uint32_t counted)
 {
 	static const struct kb_clock clock = { kb_since_start_ns, NULL };
 	struct kb_event ev = { site->call, site->role, lport, site->peer };
-	size_t n = kb_decide(&kb_shim.plan, &ev, &clock, verdicts);
+	size_t n = kb_decide_from(&kb_shim.plan, &ev, &clock, verdicts, counted);
 	const struct kb_effect none = KB_EFFECT_NONE;
 
 	/* A descriptor closed behind our back (a raw system call, glibc

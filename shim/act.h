@@ -26,6 +26,12 @@ const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 				   struct kb_verdict verdicts[KB_VERDICTS_MAX],
 				   const struct kb_effect *effect);
 
+/* The same, for a call whose bucket's tally (decide.h) has counted the
+ * first `counted` rules and found one due after them. */
+const struct kb_verdict *kb_inject_from(const struct kb_site *site, uint16_t lport,
+					struct kb_verdict verdicts[KB_VERDICTS_MAX],
+					const struct kb_effect *effect, uint32_t counted);
+
 /* Closes fd so the peer gets a TCP reset rather than a FIN. */
 void kb_close_with_reset(int fd);
 

@@ -237,7 +237,11 @@ KB_HOT static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport
 	int e = errno;
 
 	if (post) {
-		const struct kb_verdict *d = kb_inject(&site, lport, v, NULL);
+		/* most connections are only counted (decide.h: kb_tally) */
+		const struct kb_tally *t = &kb_shim.plan.tally[KB_CALL_ACCEPT][KB_ROLE_ACCEPTED];
+		uint32_t counted = kb_tally(t);
+		const struct kb_verdict *d =
+			kb_tally_done(t, counted) ? NULL : kb_inject_from(&site, lport, v, NULL, counted);
 		if (d && d->rule->action == KB_ACT_FAIL) {
 			kb_close_with_reset(c);
 			errno = d->rule->err;

@@ -38,6 +38,31 @@ static inline bool nothing_to_decide(uint64_t head)
 	return !(head & KB_HEAD_CLOSE_ASKS);
 }
 
+/* Close rules and nothing else: no leak, session or cut to answer for,
+ * and not one of the shim's own. */
+static inline bool rules_only(uint64_t head)
+{
+	return (head & (KB_HEAD_CLOSE_ASKS | KB_HEAD_FLAG(KB_FD_CUT))) == KB_HEAD_FLAG(KB_FD_CLOSE_RULES);
+}
+
+static int close_tracked(int fd, const char *via, bool rules, int saved, uint32_t counted);
+
+/* A descriptor with close rules only, whose bucket has a tally
+ * (decide.h): most closes are only counted, from one line, and go to
+ * libc without the entry's other fields, the rules or a verdict. */
+__attribute__((noinline)) KB_HOT static int close_tallied(int fd, uint64_t head)
+{
+	if (kb_guarded())
+		return kb_close_hook(fd, NULL);
+	const struct kb_tally *t = &kb_shim.plan.tally[KB_CALL_CLOSE][KB_HEAD_ROLE(head)];
+	uint32_t counted = kb_tally(t);
+	if (kb_tally_done(t, counted)) {
+		kb_fd_forget_fast(fd);
+		return kb_real.close(fd);
+	}
+	return close_tracked(fd, NULL, true, errno, counted);
+}
+
 /*
  * The fast path decides what most closes need, from one header load and
  * without a stack frame: an untracked descriptor, or a tracked one with
@@ -59,6 +84,8 @@ KB_API KB_HOT int close(int fd)
 			kb_fd_forget_fast(fd);
 			return kb_real.close(fd);
 		}
+		if (rules_only(head))
+			return close_tallied(fd, head);
 	} else if (m == KB_MODE_ARMED && kb_fd_below_floor(fd)) {
 		return kb_real.close(fd); /* negative, or beyond the table */
 	}
@@ -66,7 +93,8 @@ KB_API KB_HOT int close(int fd)
 }
 
 /* A tracked descriptor that rules, a leak or a session may concern. */
-__attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *via, bool rules, int saved)
+__attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *via, bool rules, int saved,
+							 uint32_t counted)
 {
 	struct kb_fd_info info;
 	struct kb_verdict v[KB_VERDICTS_MAX];
@@ -101,7 +129,7 @@ __attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *vi
 	}
 
 	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer, &info };
-	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
+	const struct kb_verdict *d = kb_inject_from(&site, info.lport, v, NULL, counted);
 	errno = saved;
 	if (d && d->rule->action == KB_ACT_LEAK) {
 		kb_fd_mark(fd, KB_FD_LEAKED);
@@ -137,5 +165,5 @@ KB_HOT int kb_close_hook(int fd, const char *via)
 		kb_fd_forget(fd);
 		return pass(fd);
 	}
-	return close_tracked(fd, via, KB_HEAD_FLAGS(head) & KB_FD_CLOSE_RULES, errno);
+	return close_tracked(fd, via, KB_HEAD_FLAGS(head) & KB_FD_CLOSE_RULES, errno, 0);
 }

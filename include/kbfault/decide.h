@@ -65,6 +65,29 @@ struct kb_bucket {
 };
 
 /*
+ * The quick count for a bucket whose rules can only be told apart by
+ * their hit numbers: rules for every port, with no peer filter. Most hits
+ * of such a rule are decided by the number alone - `nth 1000` fires on
+ * none of the first 999 - so a hit below the first number on which the
+ * rule could fire, or above the last, only needs counting. kb_tally() does that from this one
+ * line, without the rule lists, the rules or the plan's counter table,
+ * all of which the kernel's work between two calls pushes out of the
+ * caches.
+ */
+#define KB_TALLY_MAX 2
+
+struct kb_tally {
+	uint32_t n; /* rules, in file order; 0: the bucket is decided by kb_decide() alone */
+	struct {
+		uint64_t *hits;       /* the rule's kb_counter.hits */
+		uint64_t first_due;   /* the lowest hit number the rule could fire on */
+		uint64_t last_due;    /* the highest (UINT64_MAX: no end) */
+	} rule[KB_TALLY_MAX];
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct kb_tally) == 64, "a tally is one cache line");
+
+/*
  * The bucket for accept() is split by phase: rules that must decide before
  * a connection is taken (an errno the kernel returns with the connection
  * still queued, and no peer filter) sit under role KB_ROLE_LISTENING; all
@@ -82,6 +105,7 @@ struct kb_plan {
 	 * _MARKED (only rules that want a marked peer). One byte, so the test
 	 * is one load however the bucket's rules are indexed. */
 	uint8_t wants[KB_CALL_COUNT][KB_ROLE_COUNT];
+	struct kb_tally tally[KB_CALL_COUNT][KB_ROLE_COUNT];
 	struct kb_counter **counter; /* per rule index */
 	struct kb_marks *marks;      /* for peer-marked; NULL: nothing is marked */
 };
@@ -160,5 +184,37 @@ bool kb_plan_applies_to_port(const struct kb_plan *plan, enum kb_call call, enum
  * most KB_VERDICTS_MAX), in order, in out[]. */
 size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev, const struct kb_clock *clk,
 		 struct kb_verdict *out);
+
+/* The same, for a call whose first `counted` rules kb_tally() has already
+ * counted, none of them due: evaluation goes on from the next one. */
+size_t kb_decide_from(const struct kb_plan *plan, const struct kb_event *ev, const struct kb_clock *clk,
+		      struct kb_verdict *out, uint32_t counted);
+
+/* Counts a hit on the rules of t in file order while none of them is
+ * due on it. Returns how many were counted: when that is t->n, and t->n
+ * is not 0, no rule fires and the call is decided (kb_tally_done);
+ * otherwise kb_decide_from() goes on from there, where the first rule not
+ * counted gets its hit. A hit is only counted by compare-and-swap from a
+ * number known not to be due, so no thread skips a due hit that another
+ * counted concurrently. */
+static inline uint32_t kb_tally(const struct kb_tally *t)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->n; i++) {
+		uint64_t h = __atomic_load_n(t->rule[i].hits, __ATOMIC_RELAXED);
+		do {
+			if (h + 1 >= t->rule[i].first_due && h + 1 <= t->rule[i].last_due)
+				return i;
+		} while (!__atomic_compare_exchange_n(t->rule[i].hits, &h, h + 1, true, __ATOMIC_RELAXED,
+						      __ATOMIC_RELAXED));
+	}
+	return i;
+}
+
+static inline bool kb_tally_done(const struct kb_tally *t, uint32_t counted)
+{
+	return t->n != 0 && counted == t->n;
+}
 
 #endif

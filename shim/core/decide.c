@@ -85,17 +85,26 @@ static bool fires(const struct kb_plan *plan, const struct kb_rule *r, const str
 	return true;
 }
 
+size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev, const struct kb_clock *clk,
+		 struct kb_verdict *out)
+{
+	return kb_decide_from(plan, ev, clk, out, 0);
+}
+
 /* hot: with the hooks a server's every connection goes through (KB_HOT,
  * shim.h), in .text.hot */
-__attribute__((hot)) size_t kb_decide(const struct kb_plan *plan, const struct kb_event *ev,
-				       const struct kb_clock *clk, struct kb_verdict *out)
+__attribute__((hot)) size_t kb_decide_from(const struct kb_plan *plan, const struct kb_event *ev,
+					    const struct kb_clock *clk, struct kb_verdict *out,
+					    uint32_t counted)
 {
 	const struct kb_bucket *b = &plan->bucket[ev->call][ev->role];
 	const struct kb_rule_list *list = candidates(b, ev->lport);
 	/* rules for a range join only if a range covers this port */
 	const struct kb_rule_list *ranged =
 		b->covered && (b->covered[ev->lport / 64] >> (ev->lport % 64)) & 1 ? &b->ranged : NULL;
-	uint32_t i = 0, j = 0;
+	/* rules a tally counted are the first of `any`, the bucket's only
+	 * list (plan.c: tally_build) */
+	uint32_t i = counted, j = 0;
 	size_t n = 0;
 
 	while (n < KB_VERDICTS_MAX) {

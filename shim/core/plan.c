@@ -31,6 +31,13 @@ static bool exact_port(const struct kb_rule *r)
 	return r->has_port && r->port.lo == r->port.hi;
 }
 
+/* `port 0-65535`, the bundled recipes' default, filters nothing: such a
+ * rule is indexed as a rule for every port. */
+static bool ranged_port(const struct kb_rule *r)
+{
+	return r->has_port && r->port.lo != r->port.hi && !(r->port.lo == 0 && r->port.hi == 65535);
+}
+
 static bool has_peer_filter(const struct kb_rule *r)
 {
 	return r->npeers || r->has_peer_port || r->peer_marked != KB_MARKED_ANY;
@@ -92,7 +99,7 @@ static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_
 			}
 			if (list_add(&s->list, r) < 0)
 				return -1;
-		} else if (r->has_port) {
+		} else if (ranged_port(r)) {
 			if (b->covered == NULL && (b->covered = kb_alloc(65536 / 8)) == NULL)
 				return -1;
 			for (uint32_t p = r->port.lo; p <= r->port.hi; p++)
@@ -108,6 +115,41 @@ static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_
 		}
 	}
 	return 0;
+}
+
+/* The hit numbers r could fire on, as far as nth, after and every tell:
+ * [*first, *last], empty (first > last) when it can fire on none. Its
+ * window, chance and limit only ever rule out more. */
+static void due_range(const struct kb_rule *r, uint64_t *first, uint64_t *last)
+{
+	uint64_t step = r->every ? r->every : 1;
+
+	if (r->nth) {
+		bool due = r->nth > r->after && (r->nth - r->after) % step == 0;
+		*first = due ? r->nth : UINT64_MAX;
+		*last = due ? r->nth : 0;
+		return;
+	}
+	*first = r->after > UINT64_MAX - step ? UINT64_MAX : r->after + step;
+	*last = UINT64_MAX;
+}
+
+/* A bucket gets a tally (decide.h) when its rules are few, for every
+ * port and without peer filters: then hit numbers alone tell them apart. */
+static void tally_build(struct kb_tally *t, const struct kb_bucket *b, struct kb_counter *const *counter)
+{
+	memset(t, 0, sizeof *t);
+	if (b->bits || b->ranged.n || b->any.n == 0 || b->any.n > KB_TALLY_MAX)
+		return;
+	for (uint32_t i = 0; i < b->any.n; i++)
+		if (has_peer_filter(b->any.rules[i]))
+			return;
+	for (uint32_t i = 0; i < b->any.n; i++) {
+		const struct kb_rule *r = b->any.rules[i];
+		t->rule[i].hits = &counter[r->index]->hits;
+		due_range(r, &t->rule[i].first_due, &t->rule[i].last_due);
+	}
+	t->n = b->any.n;
 }
 
 /* The roles whose descriptors a close or shutdown rule can act on. */
@@ -182,6 +224,7 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 			}
 			if (bucket_build(&plan->bucket[call][role], scratch, n) < 0)
 				goto oom;
+			tally_build(&plan->tally[call][role], &plan->bucket[call][role], plan->counter);
 			bool marked_only = n > 0;
 			for (size_t i = 0; i < n; i++)
 				marked_only &= scratch[i]->peer_marked == KB_MARKED_YES;

@@ -294,3 +294,99 @@ Test(decide, which_rules_can_apply_to_a_port)
 	cr_assert_not(kb_plan_applies_to_port(&plan, KB_CALL_LISTEN, KB_ROLE_LISTENING, 8080), "no listen rule");
 	unload();
 }
+
+/* Close an accepted socket as the close hook does: the bucket's tally
+ * first, then kb_decide_from() where the tally stopped. Returns the
+ * deciding rule's name or NULL; *quick tells whether the tally alone
+ * decided. */
+static const char *close_tallied(bool *quick)
+{
+	const struct kb_tally *t = &plan.tally[KB_CALL_CLOSE][KB_ROLE_ACCEPTED];
+	struct kb_event ev = { KB_CALL_CLOSE, KB_ROLE_ACCEPTED, 80, NULL };
+	struct kb_verdict v[KB_VERDICTS_MAX];
+	uint32_t counted = kb_tally(t);
+
+	*quick = kb_tally_done(t, counted);
+	if (*quick)
+		return NULL;
+	size_t n = kb_decide_from(&plan, &ev, &clk, v, counted);
+	return n ? v[n - 1].rule->name : NULL;
+}
+
+/* The tally is a shortcut, not a second model: for every kind of "when"
+ * it takes part in, calls through it decide exactly what kb_decide()
+ * decides, and leave the same hit counts behind. */
+Test(decide, a_tally_decides_what_the_rules_decide)
+{
+	static const char *const recipes[] = {
+		"rule r\n on close\n nth 5\n action leak\n",
+		"rule r\n on close\n nth 1\n action leak\n",
+		"rule r\n on close\n nth 40\n action leak\n",
+		"rule r\n on close\n after 5\n window 0s..1h\n action leak\n",
+		"rule r\n on close\n after 4\n action leak\n",
+		"rule r\n on close\n after 2\n every 5\n action leak\n",
+		"rule r\n on close\n every 4\n limit 2\n action leak\n",
+		"rule r\n on close\n after 3\n probability 0.5\n action reset\n",
+		"rule r\n on close\n port 0-65535\n nth 9\n action leak\n",
+		"rule a\n on close\n nth 4\n delay 1ms\nrule b\n on close\n nth 6\n action leak\n",
+		"rule a\n on close\n nth 4\n action reset\nrule b\n on close\n every 4\n action leak\n",
+		"rule a\n on close\n nth 30\n action reset\nrule b\n on close\n after 10\n every 7\n action leak\n",
+	};
+	for (size_t k = 0; k < sizeof recipes / sizeof *recipes; k++) {
+		char want[64], got[64];
+		uint64_t want_hits[2], quick_calls = 0;
+
+		load(recipes[k], "p");
+		for (int i = 0; i < 40; i++) {
+			const char *r = close_once(80, NULL);
+			want[i] = r ? r[0] : '.';
+		}
+		want[40] = '\0';
+		want_hits[0] = proc_ctr[0].hits;
+		want_hits[1] = proc_ctr[1].hits;
+		unload();
+
+		load(recipes[k], "p");
+		cr_assert_gt(plan.tally[KB_CALL_CLOSE][KB_ROLE_ACCEPTED].n, 0, "recipe %zu gets a tally", k);
+		for (int i = 0; i < 40; i++) {
+			bool quick;
+			const char *r = close_tallied(&quick);
+			got[i] = r ? r[0] : '.';
+			quick_calls += quick;
+		}
+		got[40] = '\0';
+		cr_assert_str_eq(got, want, "recipe %zu: same decisions", k);
+		cr_assert_eq(proc_ctr[0].hits, want_hits[0], "recipe %zu: same hits on the first rule", k);
+		cr_assert_eq(proc_ctr[1].hits, want_hits[1], "recipe %zu: same hits on the second rule", k);
+		cr_assert_gt(quick_calls, 0, "recipe %zu: some calls were only counted", k);
+		unload();
+	}
+}
+
+/* Only hit numbers may tell a tally's rules apart: a bucket whose rules
+ * look at ports or peers, or has more rules than a tally holds, is left
+ * to kb_decide(). */
+Test(decide, a_tally_only_where_hit_numbers_decide)
+{
+	static const struct {
+		const char *text;
+		uint32_t n;
+	} cases[] = {
+		{ "rule r\n on close\n nth 3\n action leak\n", 1 },
+		{ "rule r\n on close\n port 0-65535\n nth 3\n action leak\n", 1 },
+		{ "rule r\n on close\n port 80\n nth 3\n action leak\n", 0 },
+		{ "rule r\n on close\n port 80-90\n nth 3\n action leak\n", 0 },
+		{ "rule r\n on close\n peer 10.0.0.0/8\n nth 3\n action leak\n", 0 },
+		{ "rule r\n on close\n peer-port 1-2\n nth 3\n action leak\n", 0 },
+		{ "rule a\n on close\n nth 3\n action leak\nrule b\n on close\n nth 4\n action leak\n", 2 },
+		{ "rule a\n on close\n nth 3\n action leak\nrule b\n on close\n nth 4\n action leak\n"
+		  "rule c\n on close\n nth 5\n action leak\n",
+		  0 },
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+		load(cases[k].text, "p");
+		cr_assert_eq(plan.tally[KB_CALL_CLOSE][KB_ROLE_ACCEPTED].n, cases[k].n, "case %zu", k);
+		cr_assert_eq(plan.tally[KB_CALL_ACCEPT][KB_ROLE_ACCEPTED].n, 0, "case %zu: no accept rules", k);
+		unload();
+	}
+}
