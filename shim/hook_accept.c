@@ -153,8 +153,10 @@ static void peer_of(int c, const struct sockaddr *a, socklen_t given, socklen_t 
 	if (peer->family == 0 && given < got) {
 		struct sockaddr_storage ss;
 		socklen_t l = sizeof ss;
+		int e = errno;
 		if (getpeername(c, (struct sockaddr *)&ss, &l) == 0)
 			kb_addr_from_sockaddr((struct sockaddr *)&ss, l, peer);
+		errno = e;
 	}
 }
 
@@ -225,48 +227,68 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 	}
 }
 
-/* What the rules make of connection c, just taken: returns c for the
- * host, -1 with errno for a failure to report, or -2 when the connection
- * was dropped and the host's accept must take the next one. */
-KB_HOT static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool post, bool track,
-			       const char *via)
+/* What the rules make of connection c, just taken, once its tally has
+ * found a rule due (or the bucket has none): returns c for the host, -1
+ * with errno for a failure to report, or -2 when the connection was
+ * dropped and the host's accept must take the next one. errno is as it
+ * was, but for -1. */
+__attribute__((noinline)) static int rules_on_taken(int c, const struct kb_addr *peer, uint16_t lport,
+						    bool track, const char *via, uint32_t counted)
 {
 	struct kb_verdict v[KB_VERDICTS_MAX];
 	struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, peer, NULL };
 	const struct kb_verdict *session = NULL;
 	int e = errno;
+	const struct kb_verdict *d = kb_inject_from(&site, lport, v, NULL, counted);
 
-	if (post) {
-		/* most connections are only counted (decide.h: kb_tally) */
-		const struct kb_tally *t = &kb_shim.plan.tally[KB_CALL_ACCEPT][KB_ROLE_ACCEPTED];
-		uint32_t counted = kb_tally(t);
-		const struct kb_verdict *d =
-			kb_tally_done(t, counted) ? NULL : kb_inject_from(&site, lport, v, NULL, counted);
-		if (d && d->rule->action == KB_ACT_FAIL) {
+	if (d && d->rule->action == KB_ACT_FAIL) {
+		kb_close_with_reset(c);
+		errno = d->rule->err;
+		return -1;
+	}
+	if (d && d->rule->action == KB_ACT_RESET) {
+		/* dropped as if the stack had refused it: the application
+		 * never sees this connection and waits for the next, as its
+		 * own accept would */
+		kb_close_with_reset(c);
+		errno = e;
+		return -2;
+	}
+	if (d && d->rule->action == KB_ACT_SESSIONS) {
+		if (kb_session_refuse(&site, d)) {
 			kb_close_with_reset(c);
-			errno = d->rule->err;
-			return -1;
-		}
-		if (d && d->rule->action == KB_ACT_RESET) {
-			/* dropped as if the stack had refused it: the
-			 * application never sees this connection and waits for
-			 * the next, as its own accept would */
-			kb_close_with_reset(c);
+			errno = e;
 			return -2;
 		}
-		if (d && d->rule->action == KB_ACT_SESSIONS) {
-			if (kb_session_refuse(&site, d)) {
-				kb_close_with_reset(c);
-				return -2;
-			}
-			session = d;
-		}
+		session = d;
 	}
 	if (track)
 		kb_fd_track_accepted(c, lport, peer);
 	if (session)
 		kb_session_admit(c, &site, session);
 	errno = e;
+	return c;
+}
+
+/* The same, for every connection: most are only counted (decide.h:
+ * kb_tally) and tracked, which sets no errno, so only the rest pay for
+ * keeping it. */
+KB_HOT static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool post, bool track,
+			       const char *via)
+{
+	uint32_t counted = 0;
+
+	if (post) {
+		const struct kb_tally *t = &kb_shim.plan.tally[KB_CALL_ACCEPT][KB_ROLE_ACCEPTED];
+		counted = kb_tally(t);
+		if (!kb_tally_done(t, counted))
+			return rules_on_taken(c, peer, lport, track, via, counted);
+	}
+	/* an IP peer is tracked without a system call; any other with an
+	 * fstat() that succeeds on a descriptor just accepted, leaving errno
+	 * alone */
+	if (track)
+		kb_fd_track_accepted(c, lport, peer);
 	return c;
 }
 
@@ -324,7 +346,6 @@ KB_HOT int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, soc
 {
 	const struct kb_plan *plan = &kb_shim.plan;
 	struct kb_addr peer;
-	int saved = errno;
 
 	if (addr && len) {
 		peer_of(c, addr, given, *len, &peer);
@@ -332,18 +353,16 @@ KB_HOT int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, soc
 		/* the host did not want the address; the rules may */
 		struct sockaddr_storage ss;
 		socklen_t l = sizeof ss;
+		int e = errno;
 		peer.family = 0;
 		if (getpeername(c, (struct sockaddr *)&ss, &l) == 0)
 			kb_addr_from_sockaddr((struct sockaddr *)&ss, l, &peer);
+		errno = e;
 	}
 	bool post = kb_plan_may_apply(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
 	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
 	int r = decide_taken(c, &peer, KB_HEAD_LPORT(head), post, track, via);
-	if (r != -2) {
-		if (r >= 0)
-			errno = saved;
-		return r;
-	}
-	errno = saved;
-	return accept_slow(fd, addr, len, flags, four, via, head, saved);
+	if (r != -2)
+		return r; /* errno as the real call left it, but for a failure */
+	return accept_slow(fd, addr, len, flags, four, via, head, errno);
 }

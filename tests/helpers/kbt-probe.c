@@ -104,6 +104,38 @@ static int do_errno(void)
 		printf("listen-clobbered %d\n", errno);
 		bad = 1;
 	}
+	/* connections taken (with and without the peer's address) and
+	 * closed: the accept and close hooks' paths for tracked connections,
+	 * counted or decided by the recipe's rules */
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int cl[2];
+	for (int i = 0; i < 2; i++) {
+		cl[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (cl[i] < 0 || connect(cl[i], (struct sockaddr *)&to, sizeof to) != 0)
+			return 1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	errno = 555;
+	int c4 = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	if (c4 < 0 || errno != 555) {
+		printf("accept4-clobbered %d\n", errno);
+		bad = 1;
+	}
+	errno = 556;
+	int c = accept(fd, NULL, NULL);
+	if (c < 0 || errno != 556) {
+		printf("accept-clobbered %d\n", errno);
+		bad = 1;
+	}
+	errno = 557;
+	if (close(c4) != 0 || close(c) != 0 || errno != 557) {
+		printf("close-accepted-clobbered %d\n", errno);
+		bad = 1;
+	}
+	close(cl[0]);
+	close(cl[1]);
 	errno = 0;
 	if (close(-1) != -1 || errno != EBADF) {
 		printf("close-bad %d\n", errno);

@@ -29,6 +29,22 @@ Test(basics, errno_is_preserved_when_armed)
 	cr_assert(strstr(out, "errno-ok"), "%s", out);
 }
 
+/* The same under rules that watch every connection and never fire: each
+ * accept and close is only counted (decide.h: kb_tally). */
+Test(basics, errno_is_preserved_on_counted_calls)
+{
+	char *out, *err, env_recipe[600], env_log[600];
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s",
+		 kbt_write("r.kbf", "rule watch-accept\n  on accept\n  nth 1000000\n  action reset\n"
+				    "rule watch-close\n  on close shutdown\n  role accepted\n  nth 1000000\n"
+				    "  action leak\n"));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s/log", kbt_tmpdir());
+	const char *argv[] = { kbt_build("helpers/kbt-probe"), "errno", NULL };
+	int rc = kbt_run(argv, (const char *[]){ env_recipe, env_log, NULL }, true, 5000, &out, &err);
+	cr_assert_eq(rc, 0, "%s%s", out, err);
+	cr_assert(strstr(out, "errno-ok"), "%s", out);
+}
+
 /* Under valgrind, valgrind's launcher is started with the program's
  * environment and loads the shim first: it, not the program, refuses or
  * warns. What these tests check about which process says what cannot hold
