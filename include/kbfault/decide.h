@@ -69,10 +69,10 @@ struct kb_bucket {
  * their hit numbers: rules for every port, with no peer filter. Most hits
  * of such a rule are decided by the number alone - `nth 1000` fires on
  * none of the first 999 - so a hit below the first number on which the
- * rule could fire, or above the last, only needs counting. kb_tally() does that from this one
- * line, without the rule lists, the rules or the plan's counter table,
- * all of which the kernel's work between two calls pushes out of the
- * caches.
+ * rule could fire, or above the last, only needs counting. kb_tally()
+ * does that from this one line and the counters, without the rule lists,
+ * the rules or the plan's counter table, all of which the kernel's work
+ * between two calls pushes out of the caches.
  */
 #define KB_TALLY_MAX 2
 
