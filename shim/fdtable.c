@@ -122,27 +122,28 @@ bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 	return true;
 }
 
-void kb_fd_mark(int fd, unsigned flags)
+/* Sets and clears flags in fd's header, if it has an entry. */
+static void change_flags(int fd, unsigned set, unsigned clear)
 {
 	if (!in_range(fd))
 		return;
 	struct kb_fd_entry *e = &kb_fdt[fd];
 	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
 	/* never resurrect an entry another thread has just forgotten */
-	while (h != 0 && !__atomic_compare_exchange_n(&e->head, &h, h | ((uint64_t)(flags & 0xff) << 8), true,
-						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	while (h != 0 && !__atomic_compare_exchange_n(&e->head, &h, (h & ~KB_HEAD_FLAG(clear & 0xff)) |
+								    KB_HEAD_FLAG(set & 0xff),
+						      true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		;
+}
+
+void kb_fd_mark(int fd, unsigned flags)
+{
+	change_flags(fd, flags, 0);
 }
 
 void kb_fd_unmark(int fd, unsigned flags)
 {
-	if (!in_range(fd))
-		return;
-	struct kb_fd_entry *e = &kb_fdt[fd];
-	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
-	while (h != 0 && !__atomic_compare_exchange_n(&e->head, &h, h & ~((uint64_t)(flags & 0xff) << 8), true,
-						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		;
+	change_flags(fd, 0, flags);
 }
 
 bool kb_fd_claim(int fd, unsigned flag)

@@ -5,11 +5,13 @@
  * touched lazily (untouched pages cost no memory), so a lookup is one
  * bounds check and one load whatever the number of open descriptors.
  *
- * Each entry records the socket's identity (its inode number in sockfs)
- * taken when it was tracked. Descriptor numbers are reused quickly, and
- * some closes never reach a hook (glibc internals, raw system calls), so
- * before a rule acts on a descriptor its identity is checked again with
- * one fstat(): the shim never acts on something it did not track.
+ * Each entry records the socket's identity taken when it was tracked:
+ * its inode number in sockfs, or for a connection accept() returned, the
+ * peer accept() named and the local port (no system call per
+ * connection). Descriptor numbers are reused quickly, and some closes
+ * never reach a hook (glibc internals, raw system calls), so before a
+ * rule acts on a descriptor its identity is checked again (kb_fd_same):
+ * the shim never acts on something it did not track.
  *
  * Entries are written by the thread that creates or closes the
  * descriptor. The header word is published last (release) and cleared

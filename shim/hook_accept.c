@@ -276,11 +276,9 @@ __attribute__((noinline)) static int rules_on_taken(int c, const struct kb_addr 
 KB_HOT static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport, bool post, bool track,
 			       const char *via)
 {
-	uint32_t counted = 0;
-
 	if (post) {
 		const struct kb_tally *t = &kb_shim.plan.tally[KB_CALL_ACCEPT][KB_ROLE_ACCEPTED];
-		counted = kb_tally(t);
+		uint32_t counted = kb_tally(t);
 		if (!kb_tally_done(t, counted))
 			return rules_on_taken(c, peer, lport, track, via, counted);
 	}

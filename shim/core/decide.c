@@ -23,6 +23,12 @@ static const struct kb_rule_list *candidates(const struct kb_bucket *b, uint16_t
 	return &b->any;
 }
 
+/* Does a rule for a port range cover lport? */
+static bool covered(const struct kb_bucket *b, uint16_t lport)
+{
+	return b->covered && (b->covered[lport / 64] >> (lport % 64)) & 1;
+}
+
 bool kb_plan_applies_to_port(const struct kb_plan *plan, enum kb_call call, enum kb_role role,
 			     uint16_t lport)
 {
@@ -30,7 +36,7 @@ bool kb_plan_applies_to_port(const struct kb_plan *plan, enum kb_call call, enum
 
 	if (candidates(b, lport)->n > 0)
 		return true;
-	return b->ranged.n > 0 && b->covered && (b->covered[lport / 64] >> (lport % 64)) & 1;
+	return b->ranged.n > 0 && covered(b, lport);
 }
 
 static bool filters_match(const struct kb_plan *plan, const struct kb_rule *r,
@@ -100,8 +106,7 @@ __attribute__((hot)) size_t kb_decide_from(const struct kb_plan *plan, const str
 	const struct kb_bucket *b = &plan->bucket[ev->call][ev->role];
 	const struct kb_rule_list *list = candidates(b, ev->lport);
 	/* rules for a range join only if a range covers this port */
-	const struct kb_rule_list *ranged =
-		b->covered && (b->covered[ev->lport / 64] >> (ev->lport % 64)) & 1 ? &b->ranged : NULL;
+	const struct kb_rule_list *ranged = covered(b, ev->lport) ? &b->ranged : NULL;
 	/* rules a tally counted are the first of `any`, the bucket's only
 	 * list (plan.c: tally_build) */
 	uint32_t i = counted, j = 0;

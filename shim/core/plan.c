@@ -118,16 +118,14 @@ static int bucket_build(struct kb_bucket *b, const struct kb_rule **rules, size_
 }
 
 /* The hit numbers r could fire on, as far as nth, after and every tell:
- * [*first, *last], empty (first > last) when it can fire on none. Its
- * window, chance and limit only ever rule out more. */
+ * [*first, *last]. nth stands alone (a recipe cannot combine it with
+ * after or every). The window, chance and limit only ever rule out more. */
 static void due_range(const struct kb_rule *r, uint64_t *first, uint64_t *last)
 {
 	uint64_t step = r->every ? r->every : 1;
 
 	if (r->nth) {
-		bool due = r->nth > r->after && (r->nth - r->after) % step == 0;
-		*first = due ? r->nth : UINT64_MAX;
-		*last = due ? r->nth : 0;
+		*first = *last = r->nth;
 		return;
 	}
 	*first = r->after > UINT64_MAX - step ? UINT64_MAX : r->after + step;
