@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "kbfault/logfile.h"
 #include "kbfault/recipe.h"
 #include "kbfault/scan.h"
 
@@ -27,7 +29,8 @@ static const char usage[] =
 	"RECIPE's faults armed in CMD and every program it starts.\n"
 	"\n"
 	"  -r, --recipe RECIPE   a .kbf file or a bundled recipe name (default: $KBFAULT_RECIPE)\n"
-	"  -l, --log LOG         append the injection log (JSON Lines) to LOG (default: stderr)\n"
+	"  -l, --log LOG         append the injection log (JSON Lines) to LOG (default: stderr);\n"
+	"                        /dev/stdout, /dev/stderr, /dev/fd/N: the command's descriptor\n"
 	"      --seed N          seed for probabilistic rules\n"
 	"      --set NAME=VALUE  override a recipe parameter; may be repeated\n"
 	"  -h, --help            this text\n"
@@ -114,20 +117,39 @@ int kb_cmd_run(int argc, char **argv)
 	}
 
 	char log_abs[PATH_MAX + 2];
-	if (log && strcmp(log, "-") != 0 && strcmp(log, "stderr") != 0) {
+	int log_fd;
+	int dest = kb_logdest_parse(log, &log_fd);
+	if (dest == KB_LOGDEST_FD) {
+		/* the command's own descriptor: it inherits kbfault's */
+		int fl = fcntl(log_fd, F_GETFD);
+		if (fl < 0 || (fl & FD_CLOEXEC)) {
+			kb_cli_error("--log %s: descriptor %d is not open%s", log, log_fd,
+				     fl < 0 ? "" : " for the command (it is close-on-exec)");
+			return KB_EXIT_RUN_SETUP;
+		}
+	} else if (dest == KB_LOGDEST_PATH) {
 		/* absolute, so a daemon that changes directory logs to the same file */
 		char cwd[PATH_MAX];
 		if (log[0] != '/' && getcwd(cwd, sizeof cwd))
 			snprintf(log_abs, sizeof log_abs, "%s/%s", cwd, log);
 		else
 			snprintf(log_abs, sizeof log_abs, "%s", log);
-		int fd = open(log_abs, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (fd < 0) {
-			kb_cli_error("--log %s: %s", log_abs, strerror(errno));
-			return KB_EXIT_RUN_SETUP;
-		}
-		close(fd);
 		log = log_abs;
+		/* Opened here, with the library's rules, so that a log that
+		 * cannot be is refused before the command starts - but not a
+		 * FIFO: opening and closing it would end the stream for its
+		 * reader before the command writes a line. The library waits
+		 * for a FIFO's reader itself (logfile.h). */
+		struct stat st;
+		if (lstat(log, &st) != 0 || !S_ISFIFO(st.st_mode)) {
+			char why[400];
+			int fd = kb_logfile_open(log, 0, why, sizeof why);
+			if (fd < 0) {
+				kb_cli_error("--log %s: %s", log, why);
+				return KB_EXIT_RUN_SETUP;
+			}
+			close(fd);
+		}
 	}
 
 	char lib[PATH_MAX];

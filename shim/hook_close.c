@@ -154,9 +154,16 @@ KB_HOT int kb_close_hook(int fd, const char *via)
 	if (!kb_armed() || kb_guarded())
 		return pass(fd);
 	if (kb_fd_maybe_ours(fd) && kb_is_protected(fd)) {
-		/* ours, not the host's: to the host it is not open */
-		errno = EBADF;
-		return -1;
+		/* ours: the host's first close of it succeeds, and the shim
+		 * keeps it; to the host it is closed from then on (log.h) */
+		int r = kb_protect_close(fd);
+		if (r > 0)
+			return 0;
+		if (r == 0) {
+			errno = EBADF;
+			return -1;
+		}
+		/* moved away meanwhile: the number is the host's again */
 	}
 	uint64_t head = kb_fd_head(fd);
 	if (head == 0)

@@ -35,6 +35,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "log.h"
+#include "ownwrite.h"
 #include "queue.h"
 #include "real.h"
 #include "session.h"
@@ -67,16 +68,13 @@ uint64_t kb_since_start_ns(void *ctx)
 	return mono_ns() - kb_shim.start_ns;
 }
 
+/* Messages before main(): a second at most for room on standard error,
+ * and never a SIGPIPE if nobody reads it (ownwrite.h). */
+#define SAY_WAIT_MS 1000
+
 static void put_stderr(const char *s)
 {
-	size_t len = strlen(s);
-	while (len) {
-		ssize_t n = write(2, s, len);
-		if (n <= 0)
-			return;
-		s += n;
-		len -= (size_t)n;
-	}
+	kb_say(s, SAY_WAIT_MS);
 }
 
 /* The one place that decides what a configuration error does: say it on
@@ -185,6 +183,7 @@ static void atfork_child(void)
 	if (kb_mode_get() != KB_MODE_ARMED)
 		return;
 	memset(kb_shim.process_counters, 0, kb_shim.recipe.nrules * sizeof(struct kb_counter));
+	kb_log_atfork_child();
 	kb_queue_atfork_child();
 	kb_session_atfork_child();
 	kb_log_start(true);
@@ -232,12 +231,11 @@ static void init(void)
 	bool armed = recipe != NULL && recipe[0] != '\0';
 	/* the log first, so that every configuration error below reaches it */
 	if (armed) {
-		int rc = kb_log_open(getenv("KBFAULT_LOG"));
-		if (rc < 0) {
+		char why[400];
+		if (kb_log_open(getenv("KBFAULT_LOG"), why, sizeof why) < 0) {
 			snprintf(msg, sizeof msg,
 				 "kbfault: warning: cannot open the injection log %s: %s; injections in %s are not logged\n",
-				 kb_log_path(), strerrordesc_np(-rc) ? strerrordesc_np(-rc) : "error",
-				 kb_shim.program);
+				 kb_log_path(), why, kb_shim.program);
 			put_stderr(msg);
 		}
 	}

@@ -1,31 +1,58 @@
 /*
- * log.c - the injection log; see log.h.
+ * log.c - the injection log and the shim's own descriptors; see log.h.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kbfault/errnos.h"
 #include "kbfault/json.h"
+#include "kbfault/logfile.h"
 #include "fdtable.h"
 #include "guard.h"
+#include "ownwrite.h"
 #include "real.h"
 #include "shim.h"
 
 #define PROTECTED_MAX 4
 #define LINE_MAX_BYTES 2048
 
+/* How long one line may wait for room in a pipe, FIFO, socket or
+ * terminal whose reader is slow (or gone to sleep), and how long start-up
+ * waits for a FIFO's reader. A line that waits its whole time puts the
+ * log in the stuck state: later lines are tried once, without waiting,
+ * until one gets through, so a reader that never comes back costs the
+ * host one wait, not one per line. */
+#define LINE_WAIT_MS 1000
+#define FIFO_WAIT_MS 1000
+
+/* The protected set. A slot's number changes only under protect_lock;
+ * host_closed says the host has closed that number once (kb_protect_close). */
 static int protected_fds[PROTECTED_MAX] = { -1, -1, -1, -1 };
+static int host_closed[PROTECTED_MAX];
+static int protect_lock;
+
 static int log_fd = -1;
+static int log_kind = KB_OUT_FILE;
 static unsigned log_writers; /* writes in flight: see kb_protect_evict */
-static int log_warned;
 static char log_path[1024];
+
+/* What became of lines that did not get through (all per process; a
+ * forked child starts afresh, but for need_newline, which is about the
+ * file they share). */
+static unsigned long long log_lost; /* lines not written whole since the last "lost" line */
+static int log_stuck;               /* a line waited its whole time for room */
+static int log_need_newline;        /* a cut line could not be ended: the next write ends it */
+static int log_last_error;
+static int log_warned;              /* the warning was written */
+static int log_warn_tried;          /* ... or tried: later tries do not wait */
 
 /* Our descriptors sit high, away from the small numbers hosts and their
  * test harnesses assume are theirs, but below a lowered soft limit. */
@@ -40,6 +67,50 @@ static int high_fd_base(void)
 	return base < 3 ? 3 : (int)base;
 }
 
+/* F_DUPFD_CLOEXEC as a system call of our own: no errno, and not the
+ * cancellation point libc's fcntl() can be. */
+static int dup_high(int fd, int base)
+{
+#if KB_HAVE_SYS
+	long rc = kb_sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base, 0, 0, 0);
+	return rc < 0 ? -1 : (int)rc;
+#else
+	int saved = errno;
+	int rc = fcntl(fd, F_DUPFD_CLOEXEC, base);
+	errno = saved;
+	return rc;
+#endif
+}
+
+/*
+ * The lock that makes each change to the protected set one decision.
+ * Without it, two threads that dup2() onto the log's number at once both
+ * see the number protected and both move it - and the second one copies
+ * whatever the first one's dup2() has put there by then: the host's file,
+ * which then receives the log. It is taken inside the guard, so that a
+ * signal handler interrupting its holder passes straight through every
+ * hook instead of waiting for it, with cancellation disabled, and it is
+ * held across nothing that can block: a few stores and one fcntl().
+ */
+struct held {
+	int cancel_state;
+};
+
+static void protect_enter(struct held *h)
+{
+	kb_guard_enter();
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &h->cancel_state);
+	while (__atomic_exchange_n(&protect_lock, 1, __ATOMIC_ACQUIRE))
+		kb_sys(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+}
+
+static void protect_leave(struct held *h)
+{
+	__atomic_store_n(&protect_lock, 0, __ATOMIC_RELEASE);
+	pthread_setcancelstate(h->cancel_state, NULL);
+	kb_guard_leave();
+}
+
 void kb_protect(int fd)
 {
 	/* its entry in the table (and, beyond it, the floor) sends it to
@@ -48,8 +119,10 @@ void kb_protect(int fd)
 	for (int i = 0; i < PROTECTED_MAX; i++) {
 		int expected = -1;
 		if (__atomic_compare_exchange_n(&protected_fds[i], &expected, fd, false,
-						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			__atomic_store_n(&host_closed[i], 0, __ATOMIC_RELAXED);
 			return;
+		}
 	}
 }
 
@@ -90,25 +163,43 @@ int kb_protected_max(void)
 	return max;
 }
 
+int kb_protect_close(int fd)
+{
+	struct held h;
+	int rc = -1;
+
+	protect_enter(&h);
+	for (int i = 0; i < PROTECTED_MAX; i++) {
+		if (fd < 0 || __atomic_load_n(&protected_fds[i], __ATOMIC_RELAXED) != fd)
+			continue;
+		rc = __atomic_exchange_n(&host_closed[i], 1, __ATOMIC_RELAXED) ? 0 : 1;
+		break;
+	}
+	protect_leave(&h);
+	return rc;
+}
+
 void kb_protect_evict(int fd)
 {
+	struct held h;
+	bool log_moved = false;
+
+	if (fd < 0)
+		return;
+	int base = high_fd_base();
+	protect_enter(&h);
 	for (int i = 0; i < PROTECTED_MAX; i++) {
-		if (fd < 0 || __atomic_load_n(&protected_fds[i], __ATOMIC_SEQ_CST) != fd)
+		if (__atomic_load_n(&protected_fds[i], __ATOMIC_SEQ_CST) != fd)
 			continue;
-		int moved = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_base());
+		int moved = dup_high(fd, base);
 		if (moved < 0)
-			return; /* nothing better to do: the host wins the number */
+			break; /* nothing better to do: the host wins the number */
 		kb_fd_mark_ours(moved);
 		__atomic_store_n(&protected_fds[i], moved, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&host_closed[i], 0, __ATOMIC_RELAXED); /* a number the host never had */
 		if (__atomic_load_n(&log_fd, __ATOMIC_SEQ_CST) == fd) {
 			__atomic_store_n(&log_fd, moved, __ATOMIC_SEQ_CST);
-			/* A writer that read the old number before the store may
-			 * still be in write(); wait for it, or its line would go
-			 * into whatever the host puts at `fd`. Writes are short;
-			 * the wait is bounded anyway. */
-			for (int spin = 0; spin < 100000 && __atomic_load_n(&log_writers, __ATOMIC_SEQ_CST);
-			     spin++)
-				sched_yield();
+			log_moved = true;
 		}
 		if (__atomic_load_n(&kb_shim.sink4, __ATOMIC_RELAXED) == fd)
 			__atomic_store_n(&kb_shim.sink4, moved, __ATOMIC_RELAXED);
@@ -116,30 +207,60 @@ void kb_protect_evict(int fd)
 			__atomic_store_n(&kb_shim.sink6, moved, __ATOMIC_RELAXED);
 		/* the old number is about to be replaced by the host's dup2 */
 		kb_fd_forget(fd);
+		break;
 	}
+	protect_leave(&h);
+	/* A writer that read the old number before the store may be about
+	 * to write(); wait for it, or its line would go into whatever the
+	 * host puts at `fd`. Writers count only from reading the number to
+	 * the end of that one write (never across a wait for room), so this
+	 * is short; it is bounded anyway, and outside the lock. */
+	for (int spin = 0; log_moved && spin < 100000 && __atomic_load_n(&log_writers, __ATOMIC_SEQ_CST); spin++)
+		kb_sys(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
 }
 
-int kb_log_open(const char *path)
+void kb_log_atfork_child(void)
 {
-	int fd;
+	/* the parent's other threads are gone: whatever they held */
+	__atomic_store_n(&protect_lock, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_writers, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_lost, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_stuck, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_warned, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_warn_tried, 0, __ATOMIC_RELAXED);
+}
 
-	if (path == NULL || path[0] == '\0' || strcmp(path, "stderr") == 0 || strcmp(path, "-") == 0) {
-		snprintf(log_path, sizeof log_path, "stderr");
-		fd = fcntl(2, F_DUPFD_CLOEXEC, high_fd_base());
+int kb_log_open(const char *path, char *why, size_t why_len)
+{
+	int fd, n;
+	int dest = kb_logdest_parse(path, &n);
+
+	why[0] = '\0';
+	snprintf(log_path, sizeof log_path, "%s", dest == KB_LOGDEST_STDERR ? "stderr" : path);
+	if (dest != KB_LOGDEST_PATH) {
+		/* this process's descriptor (standard error: 2), copied rather
+		 * than opened again by a name: /proc/self/fd/N of a socket
+		 * cannot be opened, and a copy shares the host's offset, so
+		 * nothing either writes is overwritten */
+		if (dest == KB_LOGDEST_STDERR)
+			n = 2;
+		fd = dup_high(n, high_fd_base());
+		if (fd < 0) {
+			snprintf(why, why_len, "descriptor %d is not open", n);
+			return -EBADF;
+		}
 	} else {
-		snprintf(log_path, sizeof log_path, "%s", path);
-		/* O_NOFOLLOW: a symlink planted where the log should go (say in
-		 * /tmp) is refused rather than followed. */
-		int tmp = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+		int tmp = kb_logfile_open(path, FIFO_WAIT_MS, why, why_len);
 		if (tmp < 0)
-			return -errno;
-		fd = fcntl(tmp, F_DUPFD_CLOEXEC, high_fd_base());
-		int e = errno;
+			return tmp;
+		fd = dup_high(tmp, high_fd_base());
 		kb_real.close(tmp);
-		errno = e;
+		if (fd < 0) {
+			snprintf(why, why_len, "no descriptor free for it");
+			return -EMFILE;
+		}
 	}
-	if (fd < 0)
-		return -errno;
+	__atomic_store_n(&log_kind, kb_out_kind_of(fd), __ATOMIC_RELAXED);
 	kb_protect(fd);
 	__atomic_store_n(&log_fd, fd, __ATOMIC_SEQ_CST);
 	return 0;
@@ -150,36 +271,116 @@ const char *kb_log_path(void)
 	return log_path;
 }
 
-static void warn_once(int err)
+/* Says once per process that lines are being lost - truthfully: the
+ * faults go on, later lines are still tried, and the log counts what it
+ * lost once it takes a line again. The first try may wait a little for
+ * room on standard error (which may be the log itself); until one try
+ * gets through, later losses try again without waiting. */
+static void warn_lost(void)
 {
 	char msg[1400];
+	int err = __atomic_load_n(&log_last_error, __ATOMIC_RELAXED);
 
-	if (__atomic_exchange_n(&log_warned, 1, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&log_warned, __ATOMIC_RELAXED))
 		return;
-	int n = snprintf(msg, sizeof msg,
-			 "kbfault: warning: cannot write the injection log %s: %s; further injections in process %d are not logged\n",
-			 log_path, strerrordesc_np(err) ? strerrordesc_np(err) : "error", (int)getpid());
-	if (n > 0) {
-		ssize_t ignored = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
-		(void)ignored;
+	int wait = __atomic_exchange_n(&log_warn_tried, 1, __ATOMIC_RELAXED) ? 0 : 100;
+	snprintf(msg, sizeof msg,
+		 "kbfault: warning: cannot write the injection log %s: %s; that line of process %d is lost, "
+		 "but faults are still injected and later lines are still tried; the log counts the lines it "
+		 "lost in a \"lost\" line once it takes one again\n",
+		 log_path, strerrordesc_np(err) ? strerrordesc_np(err) : "error", (int)getpid());
+	if (kb_say(msg, wait))
+		__atomic_store_n(&log_warned, 1, __ATOMIC_RELAXED);
+}
+
+/* One line (iov), given up to wait_ms for room: the bytes written, or
+ * -errno (-EAGAIN: no room in time). Waiting happens before the number is
+ * read for the write, never between the two, so that kb_protect_evict()
+ * waits for no writer longer than one write takes. */
+static long put(const struct iovec *iov, int n, int wait_ms)
+{
+	long long deadline = kb_out_now_ms() + wait_ms;
+	int kind = __atomic_load_n(&log_kind, __ATOMIC_RELAXED);
+
+	for (;;) {
+		int fd = __atomic_load_n(&log_fd, __ATOMIC_SEQ_CST);
+		if (fd < 0)
+			return -EBADF;
+		long long left = deadline - kb_out_now_ms();
+		if (kind != KB_OUT_FILE && !kb_out_room(fd, left > 0 ? (int)left : 0))
+			return -EAGAIN;
+		__atomic_add_fetch(&log_writers, 1, __ATOMIC_SEQ_CST);
+		long rc = -ESTALE;
+		if (__atomic_load_n(&log_fd, __ATOMIC_SEQ_CST) == fd)
+			rc = kb_out_try(fd, (enum kb_out_kind)kind, iov, n);
+		__atomic_sub_fetch(&log_writers, 1, __ATOMIC_SEQ_CST);
+		if (rc == -ESTALE || rc == -EINTR)
+			continue; /* moved meanwhile, or a handler ran before anything was written */
+		if (rc == -EAGAIN && deadline > kb_out_now_ms())
+			continue; /* the room went to another writer */
+		return rc;
 	}
 }
 
+/*
+ * Writes one line: whole, or not at all as far as the next line is
+ * concerned. A write that stops short (a full filesystem, or a fatal
+ * signal arriving mid-write, which can stop a write at a page boundary)
+ * is never finished: other processes may have appended since, and the
+ * rest would land in the middle of their lines. The piece is ended with
+ * a newline instead, so that the next line starts on a line of its own;
+ * if even that fails, the next write that gets through starts with one.
+ * Returns whether the line was written whole; *rc is what the write
+ * returned.
+ */
+static char newline[] = "\n";
+
+static bool write_line(const char *line, size_t len, int wait_ms, long *rc)
+{
+	struct iovec iov[2];
+	int n = 0;
+	bool lead = __atomic_load_n(&log_need_newline, __ATOMIC_RELAXED);
+
+	if (lead)
+		iov[n++] = (struct iovec){ newline, 1 };
+	iov[n++] = (struct iovec){ (void *)line, len };
+	*rc = put(iov, n, wait_ms);
+	if (*rc > 0 && lead)
+		__atomic_store_n(&log_need_newline, 0, __ATOMIC_RELAXED); /* the newline went first */
+	if (*rc == (long)(len + lead))
+		return true;
+	if (*rc > (long)lead) {
+		/* a piece of this line is in the log: end it there */
+		struct iovec nl = { newline, 1 };
+		if (put(&nl, 1, 0) != 1)
+			__atomic_store_n(&log_need_newline, 1, __ATOMIC_RELAXED);
+	}
+	return false;
+}
+
+static void log_lost_line(unsigned long long lines);
+
 void kb_log_line(const char *line, size_t len)
 {
-	__atomic_add_fetch(&log_writers, 1, __ATOMIC_SEQ_CST);
-	int fd = __atomic_load_n(&log_fd, __ATOMIC_SEQ_CST);
-	if (fd >= 0) {
-		ssize_t n;
-		do {
-			n = write(fd, line, len);
-		} while (n < 0 && errno == EINTR);
-		if (n < 0)
-			warn_once(errno);
-		else if ((size_t)n != len)
-			warn_once(ENOSPC);
+	long rc;
+
+	if (__atomic_load_n(&log_fd, __ATOMIC_RELAXED) < 0)
+		return;
+	int wait = __atomic_load_n(&log_stuck, __ATOMIC_RELAXED) ? 0 : LINE_WAIT_MS;
+	if (write_line(line, len, wait, &rc)) {
+		__atomic_store_n(&log_stuck, 0, __ATOMIC_RELAXED);
+		unsigned long long lost = __atomic_exchange_n(&log_lost, 0, __ATOMIC_RELAXED);
+		if (lost) {
+			log_lost_line(lost);
+			warn_lost(); /* if it could not be said when it happened */
+		}
+		return;
 	}
-	__atomic_sub_fetch(&log_writers, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&log_lost, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_last_error, rc < 0 ? (int)-rc : ENOSPC, __ATOMIC_RELAXED);
+	if (rc == -EAGAIN && wait > 0)
+		__atomic_store_n(&log_stuck, 1, __ATOMIC_RELAXED);
+	warn_lost();
 }
 
 static void common_fields(struct kb_jw *w, const char *event)
@@ -195,6 +396,22 @@ static void common_fields(struct kb_jw *w, const char *event)
 	kb_jw_i64(w, "pid", getpid());
 	kb_jw_i64(w, "tid", gettid());
 	kb_jw_str(w, "program", kb_shim.program);
+}
+
+/* How many lines this process lost before this one; counted back if it
+ * is lost too. */
+static void log_lost_line(unsigned long long lines)
+{
+	char line[512];
+	struct kb_jw w;
+	long rc;
+
+	kb_jw_begin(&w, line, sizeof line);
+	common_fields(&w, "lost");
+	kb_jw_u64(&w, "lines", lines);
+	size_t len = kb_jw_end(&w);
+	if (!write_line(line, len, 0, &rc))
+		__atomic_add_fetch(&log_lost, lines, __ATOMIC_RELAXED);
 }
 
 void kb_log_start(bool forked)

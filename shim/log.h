@@ -1,13 +1,34 @@
 /*
  * log.h - the injection log and the shim's own, protected descriptors.
  *
- * JSON Lines, one object per line, each line one write(2) to a descriptor
- * opened O_APPEND|O_CLOEXEC (O_NOFOLLOW, mode 0600 when created): lines
- * from many threads and processes never interleave, and a process killed
- * with SIGKILL leaves only whole lines. The descriptor is out of the
- * host's reach: close() on it fails with EBADF as if it were not open,
- * close_range()/closefrom() skip it, and dup2() over it moves ours away
- * first. The refusal sinks (act.h) are protected the same way.
+ * JSON Lines, one object per line, each line one write(2) (ownwrite.h:
+ * no signal, no cancellation point, errno untouched) to a descriptor
+ * opened O_APPEND|O_CLOEXEC (mode 0600 when created; where it may be
+ * opened and how is logfile.h's): lines from many threads and processes
+ * never interleave. What can still happen to a line, and what the shim
+ * does about it:
+ *
+ *  - no room (a slow or stopped reader of a pipe, FIFO, socket or
+ *    terminal, or a non-blocking standard error): the line waits for
+ *    room, up to a second; one that waits in vain makes the log "stuck",
+ *    and later lines are tried once, without waiting, until one gets
+ *    through;
+ *  - cut short (a full filesystem; a fatal signal arriving mid-write can
+ *    stop a write at a page boundary): the rest is never written, the
+ *    piece is ended with a newline (or the next line starts with one);
+ *  - lost (either of the above, or any error): counted, and the count
+ *    written as a "lost" line once the log takes a line again; one
+ *    warning per process on standard error.
+ *
+ * The descriptors the shim keeps for itself (the log; the refusal sinks
+ * of act.h) are out of the host's reach. To a host they look like its
+ * own until it closes them: the first close() of one reports success and
+ * leaves it open for the shim - so a strict host that closes whatever
+ * /proc/self/fd lists and asserts that nothing says EBADF (systemd's
+ * safe_close) is satisfied - and a later close() of that number reports
+ * EBADF, as for any number closed already. close_range()/closefrom() skip
+ * them, and dup2()/dup3() onto one moves it away first, as one decision
+ * taken under a lock (kb_protect_evict).
  */
 #ifndef KBFAULT_LOG_H
 #define KBFAULT_LOG_H
@@ -19,9 +40,9 @@
 #include "kbfault/addr.h"
 #include "kbfault/decide.h"
 
-/* Opens the log at path ("" or "stderr": a copy of fd 2). Returns 0 or a
- * negative errno; the caller warns. */
-int kb_log_open(const char *path);
+/* Opens the log at path (logfile.h says what a path may name). Returns 0,
+ * or a negative errno and why (for the caller's warning). */
+int kb_log_open(const char *path, char *why, size_t why_len);
 const char *kb_log_path(void);
 
 /* Adds fd to the protected set. */
@@ -40,6 +61,14 @@ int kb_protected_max(void);
 /* The host is about to replace descriptor fd (dup2/dup3 onto it): if it
  * is ours, move ours to another number first. */
 void kb_protect_evict(int fd);
+
+/* The host close()s fd: 1 if it is ours and the host had not closed it
+ * yet (report success, keep it), 0 if it is ours and the host closed it
+ * before (report EBADF), -1 if it is not ours (any more). */
+int kb_protect_close(int fd);
+
+/* In a forked child: what the parent's other threads held is released. */
+void kb_log_atfork_child(void);
 
 void kb_log_line(const char *line, size_t len);
 
