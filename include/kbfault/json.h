@@ -5,7 +5,9 @@
  * no allocation, no stdio and no locale: the shim calls it from hooks on
  * any thread and from fork's child handler. A line that would not fit is
  * still valid JSON: fields that do not fit are dropped and
- * "truncated":true is added.
+ * "truncated":true is added. Every string written is valid UTF-8: a byte
+ * that is not part of a well-formed UTF-8 sequence is written as \ufffd
+ * (U+FFFD, one per byte), whatever the host handed over.
  *
  * Reading (kb_json_flat_parse) takes one log line apart into its top-level
  * fields; nested values are skipped but validated. It is what

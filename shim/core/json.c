@@ -32,6 +32,47 @@ void kb_jw_begin(struct kb_jw *w, char *buf, size_t len)
 	put(w, "{", 1);
 }
 
+/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0 if p does
+ * not start one. */
+static size_t utf8_len(const unsigned char *p)
+{
+	unsigned char c = p[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (c == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (c == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (c == 0xf4)
+		hi = 0x8f; /* beyond U+10FFFF */
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the terminating NUL */
+	return n;
+}
+
+/*
+ * JSON text is UTF-8, and a reader (jq, Python's json) may refuse a line
+ * that is not. What the shim writes comes partly from outside - program
+ * names, recipe names, paths - and can hold any bytes, so every byte that
+ * is not part of a well-formed UTF-8 sequence is written as U+FFFD, the
+ * replacement character, escaped (\ufffd), one for each such byte; valid
+ * sequences are copied as they are.
+ */
 size_t kb_json_escape(const char *s, char *buf, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -40,9 +81,10 @@ size_t kb_json_escape(const char *s, char *buf, size_t len)
 	if (len < 3)
 		return 0;
 	buf[o++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
 		char esc[7];
-		size_t n = 0;
+		const char *out = esc;
+		size_t n = 0, used = 1;
 		switch (*p) {
 		case '"': esc[n++] = '\\'; esc[n++] = '"'; break;
 		case '\\': esc[n++] = '\\'; esc[n++] = '\\'; break;
@@ -53,14 +95,22 @@ size_t kb_json_escape(const char *s, char *buf, size_t len)
 			if (*p < 0x20 || *p == 0x7f) {
 				esc[n++] = '\\'; esc[n++] = 'u'; esc[n++] = '0'; esc[n++] = '0';
 				esc[n++] = hex[*p >> 4]; esc[n++] = hex[*p & 15];
-			} else {
+			} else if (*p < 0x80) {
 				esc[n++] = (char)*p;
+			} else if ((used = utf8_len(p)) != 0) {
+				out = (const char *)p;
+				n = used;
+			} else {
+				out = "\\ufffd";
+				n = 6;
+				used = 1;
 			}
 		}
 		if (o + n + 2 > len)
 			return 0;
-		memcpy(buf + o, esc, n);
+		memcpy(buf + o, out, n);
 		o += n;
+		p += used;
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';
