@@ -25,14 +25,24 @@ static const char usage[] =
 	"               process (a CI artifact)\n"
 	"  -h, --help   this text\n"
 	"\n"
-	"Exit status: 0 if every line was read, 1 if a log is unreadable or has lines\n"
-	"that are not kbfault log objects (each is reported as LOG:LINE:COLUMN), 2 on\n"
-	"usage errors.\n";
+	"A line cut short (a process killed while writing it, a full filesystem) is\n"
+	"skipped, counted as torn and reported as LOG:LINE:COLUMN; a line glued after\n"
+	"it is still read. Lines the library could not write are counted as lost.\n"
+	"\n"
+	"Exit status: 0 if the logs were read (torn lines included), 1 if a log is\n"
+	"unreadable or has lines that are not kbfault log objects (each is reported as\n"
+	"LOG:LINE:COLUMN), 2 on usage errors.\n";
 
 static void print_text(const struct kb_logsum *s)
 {
-	printf("processes: %zu   injections: %llu   malformed lines: %llu\n", s->nprocs,
+	printf("processes: %zu   injections: %llu   malformed lines: %llu", s->nprocs,
 	       (unsigned long long)s->injections, (unsigned long long)s->malformed);
+	/* what damage the log had: lines cut short, lines the shim lost */
+	if (s->torn)
+		printf("   torn lines: %llu", (unsigned long long)s->torn);
+	if (s->lost)
+		printf("   lost lines: %llu", (unsigned long long)s->lost);
+	printf("\n");
 	for (size_t i = 0; i < s->nprocs; i++) {
 		const struct kb_logsum_proc *p = &s->procs[i];
 		printf("  pid %-7ld %-20s recipe %s, seed %s%s\n", p->pid, p->program, p->recipe, p->seed,
@@ -71,8 +81,9 @@ static void print_json(const struct kb_logsum *s)
 		       i ? "," : "", p->pid, p->ppid, a, b, p->seed[0] ? p->seed : "null",
 		       p->fork ? "true" : "false");
 	}
-	printf("],\"injections\":%llu,\"malformed\":%llu,\"errors\":[",
-	       (unsigned long long)s->injections, (unsigned long long)s->malformed);
+	printf("],\"injections\":%llu,\"malformed\":%llu,\"torn\":%llu,\"lost\":%llu,\"errors\":[",
+	       (unsigned long long)s->injections, (unsigned long long)s->malformed, (unsigned long long)s->torn,
+	       (unsigned long long)s->lost);
 	for (size_t i = 0; i < s->nerrors; i++) {
 		kb_json_escape(s->errors[i], a, sizeof a);
 		printf("%s%s", i ? "," : "", a);
@@ -131,24 +142,18 @@ int kb_cmd_report(int argc, char **argv)
 	memset(&s, 0, sizeof s);
 	for (int i = optind; i < argc; i++) {
 		FILE *f = fopen(argv[i], "re");
-		char *line = NULL;
-		size_t cap = 0;
-		unsigned long lineno = 0;
 
 		if (f == NULL) {
 			kb_cli_error("report: %s: %s", argv[i], strerror(errno));
 			status = KB_EXIT_FAIL;
 			continue;
 		}
-		while (getline(&line, &cap, f) >= 0) {
-			char why[256];
-			lineno++;
-			if (kb_logsum_add(&s, line, why, sizeof why) < 0) {
-				fprintf(stderr, "%s:%lu:%s\n", argv[i], lineno, why);
-				status = KB_EXIT_FAIL;
-			}
+		int r = kb_logsum_read(&s, f, argv[i], stderr);
+		if (r < 0) {
+			if (ferror(f))
+				kb_cli_error("report: %s: %s", argv[i], strerror(errno));
+			status = KB_EXIT_FAIL;
 		}
-		free(line);
 		fclose(f);
 	}
 	kb_logsum_sort(&s);

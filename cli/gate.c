@@ -479,15 +479,13 @@ static void one_line(char *s, size_t size)
 static void sum_log(const char *path, struct kb_logsum *s)
 {
 	FILE *f = fopen(path, "re");
-	char *line = NULL, why[256];
-	size_t cap = 0;
 
 	memset(s, 0, sizeof *s);
 	if (f == NULL)
 		return;
-	while (getline(&line, &cap, f) >= 0)
-		kb_logsum_add(s, line, why, sizeof why);
-	free(line);
+	/* what it judges by is what kbfault report counts: lines cut short
+	 * are skipped, the line after one still read */
+	kb_logsum_read(s, f, path, NULL);
 	fclose(f);
 	kb_logsum_sort(s);
 }

@@ -3,6 +3,8 @@
  */
 #include "logsum.h"
 
+#include <stdbool.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,43 +75,89 @@ static int add_proc(struct kb_logsum *s, const struct kb_json_obj *o)
 	return 0;
 }
 
-int kb_logsum_add(struct kb_logsum *s, const char *line, char *why, size_t why_len)
+/* Is text (its first n bytes) the start of a line of ours, cut short?
+ * Every line the shim writes begins with KB_LOG_START, so a piece that
+ * begins so - or is a beginning of it - is one. */
+static bool ours_cut_short(const char *text, size_t n)
 {
-	struct kb_json_obj *o;
-	unsigned col = 0;
-	const char *reason = NULL;
+	size_t k = strlen(KB_LOG_START);
+	return strncmp(text, KB_LOG_START, n < k ? n : k) == 0;
+}
 
-	if (line[strspn(line, " \t\r\n")] == '\0')
-		return 0;
-	s->lines++;
-	o = malloc(sizeof *o);
-	if (o == NULL) {
-		snprintf(why, why_len, "out of memory");
-		return -1;
+/* The length of text[0..n) without the blanks it ends with. */
+static size_t trimmed(const char *text, size_t n)
+{
+	while (n && strchr(" \t\r\n", text[n - 1]))
+		n--;
+	return n;
+}
+
+enum kb_log_piece kb_log_next(char *line, size_t *at, struct kb_json_obj *o, size_t *start, unsigned *col,
+			      const char **why)
+{
+	size_t s = *at + strspn(line + *at, " \t\r\n");
+	unsigned c = 0;
+	const char *w = NULL;
+
+	*start = s;
+	*at = s;
+	if (line[s] == '\0')
+		return KB_LOG_END;
+	if (kb_json_flat_parse(line + s, o, &c, &w) == 0) {
+		*at = s + strlen(line + s);
+		return KB_LOG_OBJECT;
 	}
-	int rc = -1;
-	if (kb_json_flat_parse(line, o, &col, &reason) < 0) {
-		snprintf(why, why_len, "%u: not a JSON object: %s", col, reason ? reason : "?");
-		goto out;
+	/* Not one object from here: a piece, up to where another line of
+	 * ours may begin (a line cut short, and the next line appended right
+	 * after it). The piece on its own may still be a whole object. */
+	char *next = strstr(line + s + 1, KB_LOG_START);
+	size_t end = next ? (size_t)(next - line) : s + strlen(line + s);
+	if (next) {
+		char keep = *next;
+		*next = '\0';
+		int whole = kb_json_flat_parse(line + s, o, &c, &w) == 0;
+		*next = keep;
+		*at = end;
+		if (whole)
+			return KB_LOG_OBJECT;
 	}
+	*at = end;
+	if (ours_cut_short(line + s, trimmed(line + s, end - s)))
+		return KB_LOG_TORN;
+	*col = (unsigned)s + c;
+	*why = w;
+	return KB_LOG_BAD;
+}
+
+/* One whole object: 0, or -1 (why) when it is not a kbfault log object. */
+static int add_object(struct kb_logsum *s, const struct kb_json_obj *o, size_t start, char *why, size_t why_len)
+{
 	const char *event = kb_json_str(o, "event");
 	if (event == NULL) {
-		snprintf(why, why_len, "1: no \"event\" field: not a kbfault log line");
-		goto out;
+		snprintf(why, why_len, "%zu: no \"event\" field: not a kbfault log line", start + 1);
+		return -1;
 	}
 	if (strcmp(event, "inject") == 0) {
 		if (!kb_json_str(o, "rule") || !kb_json_str(o, "call") || !kb_json_str(o, "action") ||
 		    num(o, "pid") < 0) {
-			snprintf(why, why_len, "1: an inject event without rule, call, action or pid");
-			goto out;
+			snprintf(why, why_len, "%zu: an inject event without rule, call, action or pid", start + 1);
+			return -1;
 		}
 		s->injections++;
-		rc = add_row(s, o);
+		if (add_row(s, o) < 0) {
+			snprintf(why, why_len, "out of memory");
+			return -1;
+		}
 	} else if (strcmp(event, "start") == 0) {
-		rc = add_proc(s, o);
+		if (add_proc(s, o) < 0) {
+			snprintf(why, why_len, "out of memory");
+			return -1;
+		}
 	} else if (strcmp(event, "stall-end") == 0) {
 		s->stall_ends++;
-		rc = 0;
+	} else if (strcmp(event, "lost") == 0) {
+		long n = num(o, "lines");
+		s->lost += n > 0 ? (uint64_t)n : 0;
 	} else if (strcmp(event, "error") == 0) {
 		char **n = realloc(s->errors, (s->nerrors + 1) * sizeof *n);
 		if (n != NULL) {
@@ -117,15 +165,93 @@ int kb_logsum_add(struct kb_logsum *s, const char *line, char *why, size_t why_l
 			const char *m = kb_json_str(o, "message");
 			s->errors[s->nerrors++] = strdup(m ? m : "(no message)");
 		}
-		rc = 0;
-	} else {
-		rc = 0; /* events from newer versions are skipped, not fatal */
 	}
-out:
-	if (rc < 0)
+	/* events from newer versions are skipped, not fatal */
+	return 0;
+}
+
+int kb_logsum_add(struct kb_logsum *s, const char *line, char *why, size_t why_len)
+{
+	if (line[strspn(line, " \t\r\n")] == '\0')
+		return 0;
+	s->lines++;
+	struct kb_json_obj *o = malloc(sizeof *o);
+	char *text = strdup(line);
+	int rc = 0;
+	if (o == NULL || text == NULL) {
+		free(o);
+		free(text);
+		snprintf(why, why_len, "out of memory");
 		s->malformed++;
+		return -1;
+	}
+	size_t at = 0, start;
+	unsigned col = 0;
+	const char *reason = NULL;
+	for (enum kb_log_piece p; (p = kb_log_next(text, &at, o, &start, &col, &reason)) != KB_LOG_END;) {
+		char msg[256];
+		int r = 0;
+		if (p == KB_LOG_OBJECT) {
+			r = add_object(s, o, start, msg, sizeof msg);
+		} else if (p == KB_LOG_TORN) {
+			s->torn++;
+			snprintf(msg, sizeof msg, "%zu: a line cut short (%zu bytes), skipped", start + 1,
+				 trimmed(text + start, at - start));
+			r = KB_LOGSUM_TORN;
+		} else {
+			snprintf(msg, sizeof msg, "%u: not a JSON object: %s", col, reason ? reason : "?");
+			r = -1;
+		}
+		if (r < 0)
+			s->malformed++;
+		/* the first problem of the worst kind is the one told */
+		if ((r < 0 && rc >= 0) || (r > 0 && rc == 0)) {
+			snprintf(why, why_len, "%s", msg);
+			rc = r;
+		}
+	}
+	free(text);
 	free(o);
 	return rc;
+}
+
+int kb_logsum_read(struct kb_logsum *s, FILE *f, const char *name, FILE *diag)
+{
+	char *line = NULL, why[300];
+	size_t cap = 0;
+	unsigned long lineno = 0;
+	int worst = 0;
+
+	for (ssize_t n; (n = getline(&line, &cap, f)) >= 0;) {
+		lineno++;
+		/* A crash can leave zero bytes in a file (extended, its data
+		 * never written): each part between them is read as a line of
+		 * its own, the zeros skipped as torn. */
+		for (char *p = line; p < line + n;) {
+			size_t k = strlen(p);
+			if (k == 0) {
+				size_t zeros = 0;
+				while (p + zeros < line + n && p[zeros] == '\0')
+					zeros++;
+				s->torn++;
+				if (diag)
+					fprintf(diag, "%s:%lu:%zu: %zu zero bytes, skipped\n", name, lineno,
+						(size_t)(p - line) + 1, zeros);
+				worst = worst ? worst : KB_LOGSUM_TORN;
+				p += zeros;
+				continue;
+			}
+			int r = kb_logsum_add(s, p, why, sizeof why);
+			if (r != 0 && diag)
+				fprintf(diag, "%s:%lu:%s\n", name, lineno, why);
+			if (r < 0 || (r > 0 && worst == 0))
+				worst = r;
+			p += k;
+		}
+	}
+	int err = ferror(f);
+	free(line);
+	return err ? -1 : worst;
 }
 
 static int by_rule_pid(const void *a, const void *b)

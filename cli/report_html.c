@@ -76,7 +76,37 @@ static struct lane *lane_of(struct timeline *tl, const char *rule, long pid)
 	return tl->n && tl->lanes[tl->n - 1].pid == -1 ? &tl->lanes[tl->n - 1] : NULL;
 }
 
-/* One pass over the logs: the span (bin == false), or the bins. */
+/* One logged event: widens the span (bin == false), or is counted in its
+ * lane's bin. */
+static void take(struct timeline *tl, bool bin, const struct kb_json_obj *o)
+{
+	const struct kb_json_field *ts = kb_json_get(o, "ts"), *pid = kb_json_get(o, "pid");
+	const char *event = kb_json_str(o, "event"), *rule = kb_json_str(o, "rule");
+	if (ts == NULL || ts->type != KB_JSON_NUMBER || event == NULL)
+		return;
+	double t = strtod(ts->value, NULL);
+	if (!bin) {
+		if (!tl->any || t < tl->t0)
+			tl->t0 = t;
+		if (!tl->any || t > tl->t1)
+			tl->t1 = t;
+		tl->any = true;
+		return;
+	}
+	if (strcmp(event, "inject") != 0 || rule == NULL || pid == NULL)
+		return;
+	struct lane *l = lane_of(tl, rule, strtol(pid->value, NULL, 10));
+	if (l == NULL)
+		return;
+	int b = (int)((t - tl->t0) / (tl->t1 - tl->t0) * TIME_BINS);
+	b = b < 0 ? 0 : b >= TIME_BINS ? TIME_BINS - 1 : b;
+	l->bins[b]++;
+	l->total++;
+}
+
+/* One pass over the logs: the span (bin == false), or the bins. Whole
+ * objects only, read as kbfault report reads them (logsum.h): past a line
+ * cut short, on to the next. */
 static void scan(char *const *logs, size_t nlogs, struct timeline *tl, bool bin, struct kb_json_obj *o)
 {
 	for (size_t k = 0; k < nlogs; k++) {
@@ -88,30 +118,10 @@ static void scan(char *const *logs, size_t nlogs, struct timeline *tl, bool bin,
 		while (getline(&line, &cap, f) >= 0) {
 			unsigned col;
 			const char *why;
-			if (kb_json_flat_parse(line, o, &col, &why) < 0)
-				continue;
-			const struct kb_json_field *ts = kb_json_get(o, "ts"), *pid = kb_json_get(o, "pid");
-			const char *event = kb_json_str(o, "event"), *rule = kb_json_str(o, "rule");
-			if (ts == NULL || ts->type != KB_JSON_NUMBER || event == NULL)
-				continue;
-			double t = strtod(ts->value, NULL);
-			if (!bin) {
-				if (!tl->any || t < tl->t0)
-					tl->t0 = t;
-				if (!tl->any || t > tl->t1)
-					tl->t1 = t;
-				tl->any = true;
-				continue;
-			}
-			if (strcmp(event, "inject") != 0 || rule == NULL || pid == NULL)
-				continue;
-			struct lane *l = lane_of(tl, rule, strtol(pid->value, NULL, 10));
-			if (l == NULL)
-				continue;
-			int b = (int)((t - tl->t0) / (tl->t1 - tl->t0) * TIME_BINS);
-			b = b < 0 ? 0 : b >= TIME_BINS ? TIME_BINS - 1 : b;
-			l->bins[b]++;
-			l->total++;
+			size_t at = 0, start;
+			for (enum kb_log_piece p; (p = kb_log_next(line, &at, o, &start, &col, &why)) != KB_LOG_END;)
+				if (p == KB_LOG_OBJECT)
+					take(tl, bin, o);
 		}
 		free(line);
 		fclose(f);
@@ -291,10 +301,16 @@ int kb_report_html(const char *out, char *const *logs, size_t nlogs, const struc
 	fputs("</p>\n", f);
 	fprintf(f, "<p><b id=injections>%llu</b> injection%s in <b>%zu</b> process%s%s", (unsigned long long)s->injections,
 		s->injections == 1 ? "" : "s", s->nprocs, s->nprocs == 1 ? "" : "es",
-		s->malformed ? "; " : ".");
+		s->malformed || s->torn || s->lost ? ";" : ".");
 	if (s->malformed)
-		fprintf(f, "<b>%llu</b> malformed line%s skipped.", (unsigned long long)s->malformed,
+		fprintf(f, " <b>%llu</b> malformed line%s skipped.", (unsigned long long)s->malformed,
 			s->malformed == 1 ? "" : "s");
+	if (s->torn)
+		fprintf(f, " <b id=torn>%llu</b> line%s cut short, skipped.", (unsigned long long)s->torn,
+			s->torn == 1 ? "" : "s");
+	if (s->lost)
+		fprintf(f, " <b id=lost>%llu</b> line%s the shim could not write.", (unsigned long long)s->lost,
+			s->lost == 1 ? "" : "s");
 	fputs("</p>\n", f);
 	if (s->nrows == 0) {
 		fputs("<p class=none>No faults were injected.</p>\n", f);
