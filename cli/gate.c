@@ -536,10 +536,20 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		say(res, "log %s: too long a path", g->log);
 		return;
 	}
-	/* the shim appends: an old run's injections must not count for this one */
-	int lfd = open(res->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (lfd < 0) {
-		say(res, "log %s: %s", res->log, strerror(errno));
+	/* The shim appends: an old run's injections must not count for this
+	 * one. And the gate reads the log back once the server has stopped,
+	 * so it must be a file: a FIFO (which would also hold a blocking
+	 * open() until a reader came), a terminal or a link is refused. */
+	int lfd = open(res->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0644);
+	struct stat lst;
+	if (lfd < 0 || fstat(lfd, &lst) != 0 || !S_ISREG(lst.st_mode)) {
+		if (lfd >= 0 || errno == ENXIO)
+			say(res, "log %s: not a regular file (the gate reads its log back when the server has stopped)",
+			    res->log);
+		else
+			say(res, "log %s: %s", res->log, strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
 		return;
 	}
 	close(lfd);

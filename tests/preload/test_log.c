@@ -177,6 +177,20 @@ Test(log, kbfault_run_with_a_fifo_log_neither_hangs_nor_ends_the_readers_stream,
 	cr_assert_eq(count(err, "cannot open the injection log"), 1, "%s", err);
 }
 
+Test(log, kbfault_gate_refuses_a_log_it_could_not_read_back, .timeout = 60)
+{
+	const char *fifo = tmp("fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	char *out, *err;
+	const char *r = kbt_write("cap.kbf", listen_recipe);
+	int rc = kbfault((const char *[]){ "gate", "-r", r, "--name", "g", "--server", "sleep 30", "--ready",
+					   "tcp:127.0.0.1:9", "--probe", "true", "--timeout", "5", "--log", fifo,
+					   "--out", tmp("gates"), NULL },
+			 &out, &err);
+	cr_assert_eq(rc, 2, "could not run as configured: %s %s", out, err);
+	cr_assert(strstr(out, "not a regular file") || strstr(err, "not a regular file"), "%s %s", out, err);
+}
+
 /* ---- 7: readers that go away ------------------------------------------- */
 
 /* kbt-log broken KIND -- kbt-log stdin-inject 5 [how], with env added
