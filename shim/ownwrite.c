@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -67,34 +68,43 @@ static long sys_sendmsg(int fd, const struct msghdr *m, int flags)
 	return kb_sys(SYS_sendmsg, fd, (long)m, flags, 0, 0, 0);
 }
 
-/* Blocks SIGPIPE in this thread; says whether it was blocked before. */
-static bool sigpipe_block(void)
+/* Blocks sig in this thread; says whether it was blocked before. */
+static bool sig_block(int sig)
 {
-	ksigset set = KSIG(SIGPIPE), old = 0;
+	ksigset set = KSIG(sig), old = 0;
 	kb_sys(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, (long)&old, KSIGSET_BYTES, 0, 0);
 	return (old & set) != 0;
 }
 
-static void sigpipe_unblock(void)
+static void sig_unblock(int sig)
 {
-	ksigset set = KSIG(SIGPIPE);
+	ksigset set = KSIG(sig);
 	kb_sys(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&set, 0, KSIGSET_BYTES, 0, 0);
 }
 
-static bool sigpipe_pending(void)
+static bool sig_pending(int sig)
 {
 	ksigset p = 0;
 	kb_sys(SYS_rt_sigpending, (long)&p, KSIGSET_BYTES, 0, 0, 0, 0);
-	return (p & KSIG(SIGPIPE)) != 0;
+	return (p & KSIG(sig)) != 0;
 }
 
-/* Takes back the SIGPIPE our write raised: pending, blocked, and not
- * yet delivered to anyone. */
-static void sigpipe_consume(void)
+/* Takes back the signal our write raised: pending, blocked, and not yet
+ * delivered to anyone. */
+static void sig_consume(int sig)
 {
-	ksigset set = KSIG(SIGPIPE);
+	ksigset set = KSIG(sig);
 	struct timespec zero = { 0, 0 };
 	kb_sys(SYS_rt_sigtimedwait, (long)&set, 0, (long)&zero, KSIGSET_BYTES, 0, 0);
+}
+
+/* Does the host limit the size of the files it writes (RLIMIT_FSIZE)? A
+ * write beyond the limit raises SIGXFSZ. It can change at any time, so
+ * it is asked before each write to a file: one system call. */
+static bool fsize_limited(void)
+{
+	struct rlimit rl;
+	return kb_sys(SYS_prlimit64, 0, RLIMIT_FSIZE, 0, (long)&rl, 0, 0) == 0 && rl.rlim_cur != RLIM_INFINITY;
 }
 #else
 static long keep_errno(long rc, int saved)
@@ -122,39 +132,48 @@ static long sys_sendmsg(int fd, const struct msghdr *m, int flags)
 	return keep_errno(sendmsg(fd, m, flags), saved);
 }
 
-static bool sigpipe_block(void)
+static bool sig_block(int sig)
 {
 	sigset_t set, old;
 	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, sig);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
-	return sigismember(&old, SIGPIPE) == 1;
+	return sigismember(&old, sig) == 1;
 }
 
-static void sigpipe_unblock(void)
+static void sig_unblock(int sig)
 {
 	sigset_t set;
 	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, sig);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
-static bool sigpipe_pending(void)
+static bool sig_pending(int sig)
 {
 	sigset_t p;
 	sigpending(&p);
-	return sigismember(&p, SIGPIPE) == 1;
+	return sigismember(&p, sig) == 1;
 }
 
-static void sigpipe_consume(void)
+static void sig_consume(int sig)
 {
 	sigset_t set;
 	struct timespec zero = { 0, 0 };
 	int saved = errno;
 	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, sig);
 	sigtimedwait(&set, NULL, &zero);
 	errno = saved;
+}
+
+static bool fsize_limited(void)
+{
+	struct rlimit rl;
+	int saved = errno;
+	bool limited = getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+	errno = saved;
+	return limited;
 }
 #endif
 
@@ -182,6 +201,7 @@ bool kb_out_room(int fd, int ms)
 long kb_out_try(int fd, enum kb_out_kind kind, const struct iovec *iov, int n)
 {
 	long rc;
+	int sig, err;
 
 	if (kind == KB_OUT_SOCKET) {
 		struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
@@ -189,18 +209,27 @@ long kb_out_try(int fd, enum kb_out_kind kind, const struct iovec *iov, int n)
 		if (rc != -ENOTSOCK)
 			return rc;
 		/* not a socket after all (the kind was guessed): as a pipe */
-	} else if (kind != KB_OUT_PIPE) {
+		kind = KB_OUT_PIPE;
+	}
+	/* the signal this write could raise, and the error it comes with */
+	if (kind == KB_OUT_PIPE) {
+		sig = SIGPIPE;
+		err = EPIPE;
+	} else if (kind == KB_OUT_FILE && fsize_limited()) {
+		sig = SIGXFSZ;
+		err = EFBIG;
+	} else {
 		return sys_writev(fd, iov, n);
 	}
-	bool was_blocked = sigpipe_block();
-	/* a SIGPIPE can be pending here only if the host blocks it; then it
-	 * is the host's, and stays */
-	bool had = was_blocked && sigpipe_pending();
+	bool was_blocked = sig_block(sig);
+	/* one can be pending here only if the host blocks it; then it is
+	 * the host's, and stays */
+	bool had = was_blocked && sig_pending(sig);
 	rc = sys_writev(fd, iov, n);
-	if (rc == -EPIPE && !had)
-		sigpipe_consume();
+	if (rc == -err && !had)
+		sig_consume(sig);
 	if (!was_blocked)
-		sigpipe_unblock();
+		sig_unblock(sig);
 	return rc;
 }
 

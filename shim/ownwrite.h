@@ -12,7 +12,9 @@
  *    SIGPIPE is blocked in this thread around the write (the kernel sends
  *    it to the writing thread), one that our write raised is taken back
  *    with a zero-timeout sigtimedwait - unless the host had one pending
- *    already, which stays - and the thread's mask is put back.
+ *    already, which stays - and the thread's mask is put back. Files get
+ *    the same for SIGXFSZ when the host limits the size of its files
+ *    (RLIMIT_FSIZE): a write past the limit raises it.
  *  - No cancellation point, errno untouched: raw system calls (kb_sys,
  *    real.h), not libc's write(), which is a cancellation point.
  *  - No unbounded wait: a descriptor that can be full (pipe, FIFO, socket,

@@ -34,6 +34,8 @@
  *                                opens 1,100 files, makes K injections, and looks for
  *                                log lines in those files; says "polluted P"
  *   kbt-log fill N FILE M        N injections, remove FILE, M injections
+ *   kbt-log fsize BYTES N M      limits its files (RLIMIT_FSIZE) to BYTES more than the
+ *                                log has, makes N injections, lifts the limit, makes M
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -362,6 +364,20 @@ static int do_dupstorm(char **argv, long iter, long k)
 	return 0;
 }
 
+static int do_fsize(long bytes, long n, long m)
+{
+	struct stat st;
+	struct rlimit rl, was;
+	const char *log = getenv("KBFAULT_LOG");
+	if (log == NULL || stat(log, &st) != 0 || getrlimit(RLIMIT_FSIZE, &was) != 0)
+		return 3;
+	rl.rlim_cur = (rlim_t)st.st_size + (rlim_t)bytes;
+	rl.rlim_max = was.rlim_max;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0 || inject_n(n) < 0 || setrlimit(RLIMIT_FSIZE, &was) != 0)
+		return 1;
+	return inject_n(m) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -389,6 +405,8 @@ int main(int argc, char **argv)
 		unlink(argv[3]);
 		return inject_n(atol(argv[4])) == 0 ? 0 : 1;
 	}
+	if (argc >= 5 && strcmp(argv[1], "fsize") == 0)
+		return do_fsize(atol(argv[2]), atol(argv[3]), atol(argv[4]));
 	fprintf(stderr, "usage: see the comment at the top of kbt-log.c\n");
 	return 2;
 }

@@ -360,6 +360,30 @@ static void check_lines(const char *path, size_t *whole, size_t *cut, uint64_t *
 	fclose(f);
 }
 
+Test(log, a_line_cut_short_is_ended_and_the_next_starts_on_a_line_of_its_own, .timeout = 60)
+{
+	/* a file size limit cuts a write short where it falls, as a full
+	 * filesystem does, and past it a write fails with EFBIG and SIGXFSZ:
+	 * 10 injections cross it, 5 more come once it is lifted */
+	const char *log = tmp("log");
+	char *out, *err;
+	int rc = kbt_run((const char *[]){ helper(), "fsize", "1000", "10", "5", NULL }, env_for(log), true, 15000, &out,
+			 &err);
+	cr_assert_eq(rc, 0, "not killed by SIGXFSZ (%d): %s", rc, err);
+	size_t whole, cut;
+	uint64_t lost;
+	check_lines(log, &whole, &cut, &lost);
+	cr_assert_eq(cut, 1, "the line that met the limit");
+	char *report_out, *report_err;
+	cr_assert_eq(kbfault((const char *[]){ "report", "--json", log, NULL }, &report_out, &report_err), 0, "%s",
+		     report_err);
+	struct kb_json_obj o;
+	cr_assert_eq(kb_json_flat_parse(report_out, &o, NULL, NULL), 0, "%s", report_out);
+	cr_assert_eq(strtoull(kb_json_str(&o, "injections"), NULL, 10) + lost, 15, "whole or counted: %s", report_out);
+	cr_assert_geq(lost, 2, "%s", report_out);
+	cr_assert_eq(count(err, "kbfault: warning"), 1, "%s", err);
+}
+
 Test(log, a_full_filesystem_cuts_at_most_one_line_and_never_glues_the_next, .timeout = 120)
 {
 	skip_under_valgrind();
