@@ -1,7 +1,10 @@
 # kbfault - a fault-injection shim for TCP servers and clients.
 #
 #   make                 build build/libkbfault.so and build/kbfault
-#   make check           unit and preload tests (installs Criterion if missing)
+#   make check           unit, preload and end-to-end tests, and the mutant files checked
+#                        (installs Criterion and the servers if missing)
+#   make mutants         each planted bug of tests/mutants/*.mut, alone, in a copy of the tree
+#                        under build-mutants/: the test it names must fail (MUTANTS=GLOB for some)
 #   make demo            the demo server under the bundled demo recipe
 #   make gates           the example CI gates (docs/ci/gates.kbg) against nginx and redis
 #   make install         PREFIX=/usr/local DESTDIR= (library, CLI, recipes, man pages)
@@ -62,7 +65,7 @@ CLI_A   := $(BUILD)/libkbcli.a
 CLI     := $(BUILD)/kbfault
 
 .SECONDARY:
-.PHONY: all check test unit preload e2e demo gates install uninstall clean deps-test check-asan check-tsan helpers fuzz check-valgrind bench
+.PHONY: all check test unit preload e2e mutants mutants-list demo gates install uninstall clean deps-test check-asan check-tsan helpers fuzz check-valgrind bench
 all: $(LIB) $(CLI) $(DEMO)
 
 $(BUILD)/obj/%.o: %.c
@@ -139,7 +142,22 @@ e2e: deps-test all $(BUILD)/e2e-tests
 	$(Q)scripts/ensure-packages $(E2E_PACKAGES)
 	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 1200 $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
 
-check: unit preload e2e
+# The planted bugs of tests/mutants/*.mut (tests/mutants/README.md), each
+# applied alone to a copy of the tree in build-mutants/, where the test it
+# names must fail; the runner checks itself first. MUTANTS='GLOB...' runs
+# the mutants whose names match, without the self-test. Bounded: see the
+# head of scripts/mutants.
+mutants: deps-test
+	$(Q)$(if $(MUTANTS),,scripts/mutants --self-test && )KB_E2E_PACKAGES='$(E2E_PACKAGES)' \
+		MUTANTS='$(MUTANTS)' scripts/mutants
+
+# The mutant files checked against this tree, in a second: each `from`
+# found exactly once, each test named there. First in `make check`, so
+# that an edit that leaves a mutant stale fails at once.
+mutants-list: deps-test $(BUILD)/unit-tests $(BUILD)/preload-tests $(BUILD)/e2e-tests
+	$(Q)KB_BUILD=$(abspath $(BUILD)) scripts/mutants --list
+
+check: mutants-list unit preload e2e
 test: check
 
 demo: all
