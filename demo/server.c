@@ -6,9 +6,18 @@
  * connection is closed the way --close says, so every
  * entry point a real server uses to end a connection can be exercised:
  * close, shutdown+close (Python), syscall(SYS_close) (node), fclose on an
- * fdopen()ed stream, close_range. It prints "listening on ADDR:PORT" once
- * ready, and a JSON summary on stdout when it stops (after --max
- * connections, --idle-exit seconds without one, or SIGTERM/SIGINT).
+ * fdopen()ed stream, close_range, or none at all (shutdown, then the
+ * process's exit closes it, as socat's children do). It prints "listening
+ * on ADDR:PORT" once ready, and a JSON summary on stdout when it stops
+ * (after --max connections, --idle-exit seconds without one, or
+ * SIGTERM/SIGINT).
+ *
+ * Process models: threads (--threads N accepting threads, the default
+ * one), --fork (a child per connection: the parent accepts, forks and
+ * closes its copy at once, as socat and postgresql do; the child serves
+ * and leaves with exit() or, with --child-exit _exit, _exit()), and
+ * --prefork N (N worker processes accepting from one listener, as apache's
+ * prefork pool does).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,24 +32,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-enum close_how { CLOSE_PLAIN, CLOSE_SHUTDOWN, CLOSE_SYSCALL, CLOSE_FCLOSE, CLOSE_RANGE };
+enum close_how { CLOSE_PLAIN, CLOSE_SHUTDOWN, CLOSE_SYSCALL, CLOSE_FCLOSE, CLOSE_RANGE, CLOSE_NONE };
 
 static struct {
 	const char *host;
-	int port, backlog, threads, max, idle_exit_s, slow_ms, lines;
-	bool use_accept4, nonblock;
+	int port, backlog, threads, max, idle_exit_s, slow_ms, lines, prefork;
+	bool use_accept4, nonblock, fork, child_underscore_exit;
 	enum close_how close_how;
-} opt = { "127.0.0.1", 0, 128, 1, 0, 0, 0, 1, true, false, CLOSE_PLAIN };
+} opt = { "127.0.0.1", 0, 128, 1, 0, 0, 0, 1, 0, true, false, false, false, CLOSE_PLAIN };
 
 /* set by the signal handler and by the main thread, read by every
  * accepting thread: atomics (lock-free, so safe in a handler too) */
 static int stopping;
-static int served, accept_errors, last_errno;
+static int accept_errors, last_errno;
+/* sessions served, counted across every process of the server (--fork,
+ * --prefork): one shared page */
+static int *served;
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_signal(int sig)
@@ -51,9 +65,10 @@ static void on_signal(int sig)
 
 static void usage(FILE *to)
 {
-	fputs("Usage: kbdemo-server [--host ADDR] [--port N] [--backlog N] [--threads N]\n"
+	fputs("Usage: kbdemo-server [--host ADDR] [--port N] [--backlog N]\n"
+	      "                     [--threads N | --fork [--child-exit exit|_exit] | --prefork N]\n"
 	      "                     [--accept accept|accept4] [--nonblock]  (accepted sockets)\n"
-	      "                     [--close close|shutdown|syscall|fclose|close-range]\n"
+	      "                     [--close close|shutdown|syscall|fclose|close-range|none]\n"
 	      "                     [--max N] [--idle-exit SECONDS] [--slow MS] [--lines N]\n",
 	      to);
 }
@@ -82,6 +97,9 @@ static void end_connection(int c)
 	case CLOSE_RANGE:
 		close_range((unsigned)c, (unsigned)c, 0);
 		break;
+	case CLOSE_NONE:
+		shutdown(c, SHUT_WR); /* the process's exit closes it */
+		break;
 	}
 }
 
@@ -102,12 +120,36 @@ static void serve(int c)
 		if (n <= 0)
 			break;
 		if (number == 0)
-			number = __atomic_add_fetch(&served, 1, __ATOMIC_RELAXED);
+			number = __atomic_add_fetch(served, 1, __ATOMIC_RELAXED);
 		int len = snprintf(buf, sizeof buf, "ok %d %d\n", number, i);
 		if (write(c, buf, (size_t)len) < 0)
 			break;
 	}
 	end_connection(c);
+}
+
+/* --fork: the child serves the connection and leaves; the parent drops
+ * its copy at once and reaps children that have finished. */
+static void serve_in_child(int lfd, int c)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(lfd);
+		serve(c);
+		if (opt.child_underscore_exit)
+			_exit(0);
+		exit(0);
+	}
+	if (pid < 0)
+		serve(c);
+	else
+		close(c);
+}
+
+static void reap(void)
+{
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 }
 
 static void *accept_loop(void *arg)
@@ -116,7 +158,9 @@ static void *accept_loop(void *arg)
 	time_t last = time(NULL);
 
 	while (!__atomic_load_n(&stopping, __ATOMIC_RELAXED)) {
-		if (opt.max && __atomic_load_n(&served, __ATOMIC_RELAXED) >= opt.max)
+		if (opt.fork)
+			reap();
+		if (opt.max && __atomic_load_n(served, __ATOMIC_RELAXED) >= opt.max)
 			break;
 		if (opt.idle_exit_s && time(NULL) - last >= opt.idle_exit_s)
 			break;
@@ -140,9 +184,40 @@ static void *accept_loop(void *arg)
 			continue;
 		}
 		last = time(NULL);
-		serve(c);
+		if (opt.fork)
+			serve_in_child(lfd, c);
+		else
+			serve(c);
 	}
 	return NULL;
+}
+
+/* --prefork N: workers accept; the parent waits until it is told to stop
+ * (or a worker has ended the run), then stops the others. */
+static void run_prefork(int lfd)
+{
+	pid_t workers[64];
+
+	for (int i = 0; i < opt.prefork; i++) {
+		workers[i] = fork();
+		if (workers[i] == 0) {
+			accept_loop(&lfd);
+			exit(0);
+		}
+	}
+	close(lfd);
+	int left = opt.prefork;
+	while (left > 0 && !__atomic_load_n(&stopping, __ATOMIC_RELAXED)) {
+		pid_t done = waitpid(-1, NULL, 0);
+		if (done > 0) {
+			left--;
+			break; /* one worker ended the run (--max, --idle-exit) */
+		}
+	}
+	for (int i = 0; i < opt.prefork; i++)
+		kill(workers[i], SIGTERM);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
 }
 
 int main(int argc, char **argv)
@@ -154,6 +229,8 @@ int main(int argc, char **argv)
 		{ "nonblock", no_argument, NULL, 'n' },      { "max", required_argument, NULL, 'm' },
 		{ "idle-exit", required_argument, NULL, 'i' }, { "slow", required_argument, NULL, 's' },
 		{ "lines", required_argument, NULL, 'l' },
+		{ "fork", no_argument, NULL, 'f' },          { "prefork", required_argument, NULL, 'P' },
+		{ "child-exit", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -169,6 +246,16 @@ int main(int argc, char **argv)
 		case 's': opt.slow_ms = atoi(optarg); break;
 		case 'l': opt.lines = atoi(optarg); break;
 		case 'n': opt.nonblock = true; break;
+		case 'f': opt.fork = true; break;
+		case 'P': opt.prefork = atoi(optarg); break;
+		case 'x':
+			if (strcmp(optarg, "exit") == 0)
+				opt.child_underscore_exit = false;
+			else if (strcmp(optarg, "_exit") == 0)
+				opt.child_underscore_exit = true;
+			else
+				goto bad;
+			break;
 		case 'a':
 			if (strcmp(optarg, "accept") == 0)
 				opt.use_accept4 = false;
@@ -178,11 +265,12 @@ int main(int argc, char **argv)
 				goto bad;
 			break;
 		case 'c': {
-			static const char *const names[] = { "close", "shutdown", "syscall", "fclose", "close-range" };
+			static const char *const names[] = { "close", "shutdown", "syscall", "fclose", "close-range",
+							      "none" };
 			int k;
-			for (k = 0; k < 5 && strcmp(optarg, names[k]) != 0; k++)
+			for (k = 0; k < 6 && strcmp(optarg, names[k]) != 0; k++)
 				;
-			if (k == 5)
+			if (k == 6)
 				goto bad;
 			opt.close_how = (enum close_how)k;
 			break;
@@ -194,8 +282,12 @@ int main(int argc, char **argv)
 			goto bad;
 		}
 	}
-	if (opt.threads < 1 || opt.threads > 64 || opt.lines < 1)
+	if (opt.threads < 1 || opt.threads > 64 || opt.lines < 1 || opt.prefork < 0 || opt.prefork > 64 ||
+	    ((opt.fork || opt.prefork) && opt.threads != 1) || (opt.fork && opt.prefork))
 		goto bad;
+	served = mmap(NULL, sizeof *served, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (served == MAP_FAILED)
+		return 1;
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -241,13 +333,20 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	pthread_t tids[64];
-	for (int i = 1; i < opt.threads; i++)
-		pthread_create(&tids[i], NULL, accept_loop, &lfd);
-	accept_loop(&lfd);
-	__atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
-	for (int i = 1; i < opt.threads; i++)
-		pthread_join(tids[i], NULL);
-	printf("{\"served\":%d,\"accept_errors\":%d,\"last_errno\":\"%s\"}\n", __atomic_load_n(&served, __ATOMIC_RELAXED), accept_errors,
+	if (opt.prefork) {
+		run_prefork(lfd);
+	} else {
+		for (int i = 1; i < opt.threads; i++)
+			pthread_create(&tids[i], NULL, accept_loop, &lfd);
+		accept_loop(&lfd);
+		__atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
+		for (int i = 1; i < opt.threads; i++)
+			pthread_join(tids[i], NULL);
+		if (opt.fork)
+			while (waitpid(-1, NULL, 0) > 0)
+				;
+	}
+	printf("{\"served\":%d,\"accept_errors\":%d,\"last_errno\":\"%s\"}\n", __atomic_load_n(served, __ATOMIC_RELAXED), accept_errors,
 	       last_errno ? strerrorname_np(last_errno) : "");
 	return 0;
 bad:

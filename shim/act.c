@@ -59,12 +59,13 @@ static bool sleep_for(uint64_t ns, uint64_t *slept)
 	return completed;
 }
 
-/* A rule's mark-peer: remember the peer of this call. */
-static void mark_peer(const struct kb_site *site, const struct kb_verdict *v)
+void kb_mark_peer(const struct kb_site *site, const struct kb_verdict *v)
 {
 	const struct kb_rule *r = v->rule;
 
-	if (!kb_shim.plan.marks || !site->peer || site->peer->family == 0)
+	/* a node is lost when its connection ends, not when one process of
+	 * a fork-per-connection server drops its copy (conn.h) */
+	if (!kb_shim.plan.marks || !site->peer || site->peer->family == 0 || site->copy)
 		return;
 	uint64_t until = r->mark_ns == KB_FOREVER ? KB_FOREVER : kb_since_start_ns(NULL) + r->mark_ns;
 	bool stored = kb_marks_set(kb_shim.plan.marks, site->peer, until);
@@ -101,7 +102,7 @@ KB_HOT const struct kb_verdict *kb_inject_from(const struct kb_site *site, uint1
 		if (r->action == KB_ACT_STALL && __atomic_load_n(&stalls_released, __ATOMIC_RELAXED))
 			continue; /* see stalls_released */
 		if (r->mark_peer)
-			mark_peer(site, v);
+			kb_mark_peer(site, v);
 		/* Only what changes the call is an injection. A pass rule with
 		 * no delay is bookkeeping (a mark), and a session model logs the
 		 * failures it causes, not every connection it counts. */

@@ -32,6 +32,10 @@ const struct kb_verdict *kb_inject_from(const struct kb_site *site, uint16_t lpo
 					struct kb_verdict verdicts[KB_VERDICTS_MAX],
 					const struct kb_effect *effect, uint32_t counted);
 
+/* A rule's mark-peer: remembers the peer of this call (marks.h) and logs
+ * it; nothing for a close of a copy that ends no connection. */
+void kb_mark_peer(const struct kb_site *site, const struct kb_verdict *v);
+
 /* Closes fd so the peer gets a TCP reset rather than a FIN. */
 void kb_close_with_reset(int fd);
 

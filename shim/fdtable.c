@@ -146,20 +146,6 @@ void kb_fd_unmark(int fd, unsigned flags)
 	change_flags(fd, 0, flags);
 }
 
-bool kb_fd_claim(int fd, unsigned flag)
-{
-	if (!in_range(fd))
-		return false;
-	struct kb_fd_entry *e = &kb_fdt[fd];
-	uint64_t bit = (uint64_t)(flag & 0xff) << 8;
-	uint64_t h = __atomic_load_n(&e->head, __ATOMIC_ACQUIRE);
-	while (h != 0 && !(h & bit)) {
-		if (__atomic_compare_exchange_n(&e->head, &h, h | bit, true, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			return true;
-	}
-	return false;
-}
-
 void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag)
 {
 	if (!in_range(fd))

@@ -29,8 +29,11 @@
 
 enum {
 	KB_FD_LEAKED = 1,  /* the application closed it; we kept it open */
-	KB_FD_SESSION = 2, /* an admitted session of an `action sessions` rule */
-	KB_FD_CUT = 4,     /* a session the model cut; its owner has not closed it yet */
+	/* in the tree's table of connections (conn.h), its handle in the
+	 * entry's tag: a session, or a connection held by more than one
+	 * process whose end a rule waits for */
+	KB_FD_CONN = 2,
+	/* 4: free */
 	KB_FD_QUEUE = 8,   /* a listener with an emulated accept queue (queue.h) */
 	/* What the plan holds for the descriptor's role, copied into the
 	 * entry when it is tracked (kb_fd_role_flags), so that a hook's fast
@@ -47,9 +50,9 @@ enum {
 
 /* The header's flag bits, in place, for masks tested against it. */
 #define KB_HEAD_FLAG(f) ((uint64_t)(f) << 8)
-/* close() must look closer: rules, a descriptor kept open or counted, or
- * one of the shim's own */
-#define KB_HEAD_CLOSE_ASKS KB_HEAD_FLAG(KB_FD_CLOSE_RULES | KB_FD_LEAKED | KB_FD_SESSION | KB_FD_OURS)
+/* close() must look closer: rules, a descriptor kept open, one whose end
+ * the process tree's table must hear of, or one of the shim's own */
+#define KB_HEAD_CLOSE_ASKS KB_HEAD_FLAG(KB_FD_CLOSE_RULES | KB_FD_LEAKED | KB_FD_CONN | KB_FD_OURS)
 
 /* Header word: role (8 bits) | flags (8) | local port (16) | peer family
  * (8) | reserved (8) | peer port (16). Zero means "no entry". */
@@ -137,13 +140,8 @@ struct kb_fd_info {
 	uint16_t lport;
 	uint64_t ino;
 	struct kb_addr peer;
-	uint64_t tag;  /* KB_FD_SESSION: the rule's index + 1 in the low 16 bits,
-			* the session's admission number above them */
+	uint64_t tag;  /* KB_FD_CONN: the connection's handle in the table (conns.h) */
 };
-
-#define KB_TAG(rule_index, seq) (((uint64_t)(seq) << 16) | (uint64_t)((rule_index) + 1))
-#define KB_TAG_RULE(tag) ((uint32_t)((tag) & 0xffff))      /* index + 1 */
-#define KB_TAG_SEQ(tag) ((tag) >> 16)
 
 int kb_fdtable_init(void);
 
@@ -202,12 +200,13 @@ static inline void kb_fd_publish(int fd, uint64_t head, uint64_t ino, const uint
 
 /* After dup2/dup3, `to` is the same socket as fd, whose header is h (not
  * zero): `to` gets a copy of fd's entry - the same socket, not another
- * session of it. `to`'s entry must be empty. */
+ * holder of it in the tree's table: closing one of the two copies ends
+ * nothing. `to`'s entry must be empty. */
 static inline void kb_fd_copy_into_empty(int fd, int to, uint64_t h)
 {
 	const struct kb_fd_entry *e = &kb_fdt[fd];
 
-	kb_fd_fill(to, h & ~KB_HEAD_FLAG(KB_FD_SESSION | KB_FD_CUT), __atomic_load_n(&e->ino, __ATOMIC_RELAXED),
+	kb_fd_fill(to, h & ~KB_HEAD_FLAG(KB_FD_CONN), __atomic_load_n(&e->ino, __ATOMIC_RELAXED),
 		   __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED), __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED),
 		   0);
 }
@@ -226,14 +225,11 @@ static inline void kb_fd_copy(int fd, int to)
 /* Adds flags (KB_FD_*) to fd's entry. */
 void kb_fd_mark(int fd, unsigned flags);
 
-/* Sets one flag if it is not set yet; returns whether this call set it, so
- * two threads never both act on the same descriptor. */
-bool kb_fd_claim(int fd, unsigned flag);
-
 /* Clears flags from fd's entry, if it has one. */
 void kb_fd_unmark(int fd, unsigned flags);
 
-/* Adds flags and a tag (KB_TAG) for the mechanism that set them. */
+/* Adds flags and a tag for the mechanism that set them (KB_FD_CONN: the
+ * connection's handle). */
 void kb_fd_mark_tag(int fd, unsigned flags, uint64_t tag);
 
 bool kb_fd_lookup(int fd, struct kb_fd_info *out);

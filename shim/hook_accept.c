@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "act.h"
+#include "conn.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
@@ -236,7 +237,7 @@ __attribute__((noinline)) static int rules_on_taken(int c, const struct kb_addr 
 						    bool track, const char *via, uint32_t counted)
 {
 	struct kb_verdict v[KB_VERDICTS_MAX];
-	struct kb_site site = { KB_CALL_ACCEPT, via, c, KB_ROLE_ACCEPTED, peer, NULL };
+	struct kb_site site = { .call = KB_CALL_ACCEPT, .via = via, .fd = c, .role = KB_ROLE_ACCEPTED, .peer = peer };
 	const struct kb_verdict *session = NULL;
 	int e = errno;
 	const struct kb_verdict *d = kb_inject_from(&site, lport, v, NULL, counted);
@@ -301,13 +302,14 @@ __attribute__((noinline)) static int accept_slow(int fd, struct sockaddr *addr, 
 	uint16_t lport = KB_HEAD_LPORT(head);
 
 	if (kb_plan_wants(plan, KB_CALL_ACCEPT, KB_ROLE_LISTENING)) {
-		struct kb_site site = { KB_CALL_ACCEPT, via, fd, KB_ROLE_LISTENING, NULL, NULL };
+		struct kb_site site = { .call = KB_CALL_ACCEPT, .via = via, .fd = fd, .role = KB_ROLE_LISTENING };
 		const struct kb_verdict *d = kb_inject(&site, lport, v, NULL);
 		if (d && d->rule->action == KB_ACT_FAIL) {
 			errno = d->rule->err;
 			return -1;
 		}
 	}
+	kb_conn_before_accept();
 	bool post = kb_plan_may_apply(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
 	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
 	bool queue = KB_HEAD_FLAGS(head) & KB_FD_QUEUE;
@@ -357,6 +359,9 @@ KB_HOT int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, soc
 			kb_addr_from_sockaddr((struct sockaddr *)&ss, l, &peer);
 		errno = e;
 	}
+	/* a peer whose last connection died with its holder is marked
+	 * before this one is decided */
+	kb_conn_before_accept();
 	bool post = kb_plan_may_apply(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
 	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
 	int r = decide_taken(c, &peer, KB_HEAD_LPORT(head), post, track, via);

@@ -14,12 +14,12 @@
 #include <unistd.h>
 
 #include "act.h"
+#include "conn.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
 #include "log.h"
 #include "real.h"
-#include "session.h"
 #include "shim.h"
 
 static int pass(int fd)
@@ -38,11 +38,11 @@ static inline bool nothing_to_decide(uint64_t head)
 	return !(head & KB_HEAD_CLOSE_ASKS);
 }
 
-/* Close rules and nothing else: no leak, session or cut to answer for,
- * and not one of the shim's own. */
+/* Close rules and nothing else: no leak or connection of the tree's to
+ * answer for, and not one of the shim's own. */
 static inline bool rules_only(uint64_t head)
 {
-	return (head & (KB_HEAD_CLOSE_ASKS | KB_HEAD_FLAG(KB_FD_CUT))) == KB_HEAD_FLAG(KB_FD_CLOSE_RULES);
+	return (head & KB_HEAD_CLOSE_ASKS) == KB_HEAD_FLAG(KB_FD_CLOSE_RULES);
 }
 
 static int close_tracked(int fd, const char *via, bool rules, int saved, uint32_t counted);
@@ -101,15 +101,18 @@ __attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *vi
 
 	if (!kb_fd_lookup(fd, &info))
 		return pass(fd);
-	if (info.flags & (KB_FD_LEAKED | KB_FD_SESSION | KB_FD_CUT)) {
-		/* What we kept open or counted must still be that socket
-		 * before we answer for it. A plain entry is checked only if a
-		 * rule fires (kb_inject), which spares every other close a
-		 * system call. */
+	bool end = true;
+	if (info.flags & (KB_FD_LEAKED | KB_FD_CONN)) {
+		/* What we kept open or share with the tree must still be that
+		 * socket before we answer for it. A plain entry is checked
+		 * only if a rule fires (kb_inject), which spares every other
+		 * close a system call. */
 		bool same = kb_fd_same(fd, &info);
 		errno = saved;
 		if (!same) {
-			/* closed behind our back and reused: not ours any more */
+			/* closed behind our back and reused: not ours any more
+			 * (and this process no longer holds that connection) */
+			kb_conn_closing(&info, via);
 			kb_fd_forget(fd);
 			return pass(fd);
 		}
@@ -120,7 +123,10 @@ __attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *vi
 			errno = EBADF;
 			return -1;
 		}
-		kb_session_closing(fd, &info, via);
+		/* a fork-per-connection parent's close of its copy ends
+		 * nothing: the child still holds the connection (conn.h) */
+		end = kb_conn_closing(&info, via);
+		errno = saved;
 	}
 	if (!rules) {
 		kb_fd_forget(fd);
@@ -128,7 +134,9 @@ __attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *vi
 		return pass(fd);
 	}
 
-	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer, &info };
+	struct kb_site site = { .call = KB_CALL_CLOSE, .via = via, .fd = fd, .role = info.role, .peer = &info.peer,
+				.tracked = &info };
+	site.copy = !end;
 	const struct kb_verdict *d = kb_inject_from(&site, info.lport, v, NULL, counted);
 	errno = saved;
 	if (d && d->rule->action == KB_ACT_LEAK) {

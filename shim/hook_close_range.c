@@ -15,12 +15,12 @@
 #include <unistd.h>
 
 #include "act.h"
+#include "conn.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
 #include "log.h"
 #include "real.h"
-#include "session.h"
 #include "shim.h"
 
 static int pass(unsigned first, unsigned last, int flags)
@@ -71,17 +71,19 @@ static bool keep_open(int fd, const char *via)
 	if (!kb_fd_lookup(fd, &info))
 		return false;
 	if (!kb_fd_same(fd, &info)) {
+		kb_conn_closing(&info, via);
 		kb_fd_forget(fd);
 		return false;
 	}
 	if (info.flags & KB_FD_LEAKED)
 		return true; /* already "closed" as far as the host knows */
-	kb_session_closing(fd, &info, via);
+	bool end = kb_conn_closing(&info, via);
 	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
 		kb_fd_forget(fd);
 		return false;
 	}
-	struct kb_site site = { KB_CALL_CLOSE, via, fd, info.role, &info.peer, NULL };
+	struct kb_site site = { .call = KB_CALL_CLOSE, .via = via, .fd = fd, .role = info.role, .peer = &info.peer };
+	site.copy = !end;
 	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
 	if (d && d->rule->action == KB_ACT_LEAK) {
 		kb_fd_mark(fd, KB_FD_LEAKED);

@@ -86,7 +86,7 @@ int kb_connect_hook(int fd, const struct sockaddr *addr, socklen_t len, const ch
 	socklen_t target_len = len;
 	struct sockaddr_storage sink;
 	if (rules) {
-		struct kb_site site = { KB_CALL_CONNECT, via, fd, KB_ROLE_OUTBOUND, &peer, NULL };
+		struct kb_site site = { .call = KB_CALL_CONNECT, .via = via, .fd = fd, .role = KB_ROLE_OUTBOUND, .peer = &peer };
 		const struct kb_verdict *d = kb_inject(&site, 0, v, NULL);
 		/* a verdict is only for TCP: a UDP "connect" just sets a default
 		 * destination, and nothing about it can fail like this */

@@ -10,12 +10,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
 #include "log.h"
 #include "real.h"
-#include "session.h"
 #include "shim.h"
 
 static int pass(int oldfd, int newfd, int flags, bool three)
@@ -115,8 +115,9 @@ int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
 	}
 	if (kb_fd_head(newfd)) {
 		struct kb_fd_info info;
+		/* replacing it closes it: this process's copy is gone */
 		if (kb_fd_lookup(newfd, &info))
-			kb_session_closing(newfd, &info, via ? via : three ? "dup3" : "dup2");
+			kb_conn_closing(&info, via ? via : three ? "dup3" : "dup2");
 		kb_fd_forget(newfd);
 	}
 	errno = saved;

@@ -12,11 +12,11 @@
 #include <stdio.h>
 
 #include "act.h"
+#include "conn.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "hooks.h"
 #include "real.h"
-#include "session.h"
 #include "shim.h"
 
 static int pass(FILE *fp)
@@ -41,18 +41,20 @@ static int fclose_slow(FILE *fp)
 		return pass(fp);
 	}
 	if (!kb_fd_same(fd, &info)) {
+		kb_conn_closing(&info, "fclose");
 		kb_fd_forget(fd);
 		errno = saved;
 		return pass(fp);
 	}
-	kb_session_closing(fd, &info, "fclose");
+	bool end = kb_conn_closing(&info, "fclose");
 	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
 		kb_fd_forget(fd);
 		errno = saved;
 		return pass(fp);
 	}
 
-	struct kb_site site = { KB_CALL_CLOSE, "fclose", fd, info.role, &info.peer, NULL };
+	struct kb_site site = { .call = KB_CALL_CLOSE, .via = "fclose", .fd = fd, .role = info.role, .peer = &info.peer };
+	site.copy = !end;
 	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
 	if (d && d->rule->action == KB_ACT_LEAK) {
 		int fdflags = fcntl(fd, F_GETFD);

@@ -99,7 +99,7 @@ __attribute__((noinline)) static int listen_decide(int fd, int backlog, const ch
 {
 	struct kb_verdict v[KB_VERDICTS_MAX];
 	int effective = backlog;
-	struct kb_site site = { KB_CALL_LISTEN, via, fd, KB_ROLE_LISTENING, NULL, NULL };
+	struct kb_site site = { .call = KB_CALL_LISTEN, .via = via, .fd = fd, .role = KB_ROLE_LISTENING };
 	struct kb_effect effect = KB_EFFECT_NONE;
 
 	effect.requested = backlog;

@@ -50,7 +50,8 @@ int kb_shutdown_hook(int fd, int how, const char *via)
 	}
 
 	/* identity is checked only if a rule fires (kb_inject) */
-	struct kb_site site = { KB_CALL_SHUTDOWN, via, fd, info.role, &info.peer, &info };
+	struct kb_site site = { .call = KB_CALL_SHUTDOWN, .via = via, .fd = fd, .role = info.role, .peer = &info.peer,
+				.tracked = &info };
 	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
 	errno = saved;
 	if (d == NULL)

@@ -32,6 +32,7 @@
 #include "kbfault/scan.h"
 #include "act.h"
 #include "arena.h"
+#include "conn.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "log.h"
@@ -171,7 +172,15 @@ static void *counters_alloc(size_t n, bool shared)
 	size_t bytes = (n ? n : 1) * sizeof(struct kb_counter);
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	/* a process's own counters start at zero in every child: the kernel
+	 * clears them in any fork, even one made by a raw clone() that runs
+	 * no fork handler (atfork_child clears them too, for kernels before
+	 * 4.14) */
+	if (!shared)
+		madvise(p, bytes, MADV_WIPEONFORK);
+	return p;
 }
 
 /* A forked child counts its own calls (process counters restart at zero;
@@ -272,7 +281,7 @@ static void init(void)
 	const char *names[] = { kb_shim.program, kb_shim.argv0, NULL };
 	bool tree = false;
 	for (size_t i = 0; i < kb_shim.recipe.nrules; i++)
-		tree |= kb_shim.recipe.rules[i].scope == KB_SCOPE_TREE;
+		tree |= kb_rule_counts_tree(&kb_shim.recipe.rules[i]);
 	kb_shim.process_counters = counters_alloc(kb_shim.recipe.nrules, false);
 	kb_shim.tree_counters = tree ? counters_alloc(kb_shim.recipe.nrules, true) : NULL;
 	if (kb_shim.process_counters == NULL || (tree && kb_shim.tree_counters == NULL))
@@ -296,6 +305,7 @@ static void init(void)
 	}
 	if (kb_plan_wants(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND))
 		kb_sinks_open();
+	kb_conn_init();
 	pthread_atfork(NULL, NULL, atfork_child);
 
 	kb_log_start(false);

@@ -91,6 +91,14 @@ struct kb_site {
 	 * that socket. Checking only then spares the system call on every
 	 * call that no rule fires on. NULL: nothing to check. */
 	const struct kb_fd_info *tracked;
+	/* The local address, when the shim knows it already (a connection
+	 * reached in another process, whose `fd` is that process's number);
+	 * NULL: asked of fd. */
+	const struct kb_addr *local;
+	/* A close of one process's copy of a connection that others in the
+	 * tree still hold (conn.h): not the connection's end, so rules do not
+	 * mark its peer. */
+	bool copy;
 };
 
 /* Facts about the call that only the hook knows, for the log line. Zero
@@ -103,6 +111,8 @@ struct kb_effect {
 	int64_t count;      /* sessions: the counter after the event */
 	int queued;         /* queue: connections waiting (-1: leave out) */
 	uint64_t attempt;   /* sessions: the connection request's number (0: leave out) */
+	uint64_t session;   /* sessions: the cut session's admission number (0: leave out) */
+	int holder;         /* the pid whose copy was acted on, when not this process (0: leave out) */
 };
 
 #define KB_EFFECT_NONE ((struct kb_effect){ .queued = -1 })

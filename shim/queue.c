@@ -137,7 +137,8 @@ static int take_one(int fd)
 static void log_effect(struct queue *q, int fd, const char *via, const char *effect, int queued,
 		       const struct kb_addr *peer)
 {
-	struct kb_site site = { KB_CALL_ACCEPT, via, fd, peer ? KB_ROLE_ACCEPTED : KB_ROLE_LISTENING, peer, NULL };
+	struct kb_site site = { .call = KB_CALL_ACCEPT, .via = via, .fd = fd,
+				.role = peer ? KB_ROLE_ACCEPTED : KB_ROLE_LISTENING, .peer = peer };
 	struct kb_effect e = KB_EFFECT_NONE;
 	e.effect = effect;
 	e.queued = queued;

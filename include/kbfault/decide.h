@@ -137,6 +137,11 @@ struct kb_clock {
  * the executable's base name, argv[0]'s base name)? */
 bool kb_rule_for_program(const struct kb_rule *r, const char *const *names);
 
+/* Are the rule's counters the process tree's? Asked with `counters
+ * tree`; always for a session model, which is the service's (a server and
+ * the workers it forks keep one count, as the gateway did). */
+bool kb_rule_counts_tree(const struct kb_rule *r);
+
 /* Which accept phase a rule decides in (see struct kb_plan). */
 bool kb_rule_accept_before_dequeue(const struct kb_rule *r);
 

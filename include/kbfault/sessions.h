@@ -44,4 +44,7 @@ bool kb_sessions_must_cut(const struct kb_counter *c, const struct kb_rule *r);
  * active as far as cutting is concerned. */
 void kb_sessions_cut(struct kb_counter *c);
 
+/* A cut that could not be made after all: the session is active again. */
+void kb_sessions_uncut(struct kb_counter *c);
+
 #endif

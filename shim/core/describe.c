@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kbfault/addr.h"
+#include "kbfault/decide.h"
 #include "kbfault/errnos.h"
 #include "kbfault/recipe.h"
 #include "kbfault/scan.h"
@@ -93,7 +94,7 @@ void kb_rule_describe(const struct kb_rule *r, char *buf, size_t len)
 	if (r->limit)
 		kb_append(buf, len, &u, ", at most %llu time%s", (unsigned long long)r->limit,
 			  r->limit == 1 ? "" : "s");
-	kb_append(buf, len, &u, "; counters per %s\n", r->scope == KB_SCOPE_TREE ? "process tree" : "process");
+	kb_append(buf, len, &u, "; counters per %s\n", kb_rule_counts_tree(r) ? "process tree" : "process");
 
 	kb_append(buf, len, &u, "  do    ");
 	if (r->delay_ns) {

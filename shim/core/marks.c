@@ -42,9 +42,12 @@ bool kb_marks_set(struct kb_marks *m, const struct kb_addr *addr, uint64_t until
 				return true;
 			}
 		}
-		/* a slot being written is finished in a few instructions */
-		while (st == 1)
-			st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		/* A slot being written is passed by, never waited for: its
+		 * writer may be the code a signal handler interrupted, in this
+		 * very thread. Two threads marking one address at the same
+		 * moment may then take two slots; a lookup finds the first. */
+		if (st != 2)
+			continue;
 		if (same(s, addr)) {
 			uint64_t old = __atomic_load_n(&s->until_ns, __ATOMIC_RELAXED);
 			while (until_ns > old && !__atomic_compare_exchange_n(&s->until_ns, &old, until_ns, true,

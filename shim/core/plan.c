@@ -157,6 +157,11 @@ static uint32_t roles_of(const struct kb_rule *r)
 	return r->roles ? r->roles : tracked;
 }
 
+bool kb_rule_counts_tree(const struct kb_rule *r)
+{
+	return r->scope == KB_SCOPE_TREE || r->action == KB_ACT_SESSIONS;
+}
+
 int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t seed,
 		  const char *const *names, struct kb_counter *process_ctr,
 		  struct kb_counter *tree_ctr, struct kb_diag *err)
@@ -176,14 +181,14 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 	plan->track_roles = 1u << KB_ROLE_LISTENING;
 	for (size_t i = 0; i < recipe->nrules; i++) {
 		const struct kb_rule *r = &recipe->rules[i];
-		if (r->scope == KB_SCOPE_TREE && tree_ctr == NULL) {
+		if (kb_rule_counts_tree(r) && tree_ctr == NULL) {
 			kb_free(scratch, nrules * sizeof *scratch);
 			kb_plan_free(plan);
 			return kb_diag_set(err, recipe->path, r->line, 1,
 					   "rule '%s' wants tree counters, but no shared memory was given",
 					   r->name);
 		}
-		plan->counter[i] = r->scope == KB_SCOPE_TREE ? &tree_ctr[i] : &process_ctr[i];
+		plan->counter[i] = kb_rule_counts_tree(r) ? &tree_ctr[i] : &process_ctr[i];
 	}
 
 	for (int call = 0; call < KB_CALL_COUNT; call++) {
@@ -233,7 +238,7 @@ int kb_plan_build(struct kb_plan *plan, const struct kb_recipe *recipe, uint64_t
 		const struct kb_rule *r = &recipe->rules[i];
 		if (r->enabled && kb_rule_for_program(r, names)) {
 			plan->active++;
-			if (r->scope == KB_SCOPE_TREE)
+			if (kb_rule_counts_tree(r))
 				plan->uses_tree = true;
 		}
 	}

@@ -683,6 +683,9 @@ static int rule_check(struct parser *p)
 			return kb_diag_set(p->err, p->path, at->line, at->col,
 					   "`%s` belongs to `action sessions`", rule_keys[sess_keys[i]].name);
 	}
+	if (r->action == KB_ACT_SESSIONS && s[K_COUNTERS].line && r->scope == KB_SCOPE_PROCESS)
+		return kb_diag_set(p->err, p->path, s[K_COUNTERS].line, s[K_COUNTERS].col,
+				   "a session model counts for the whole process tree (a server and the workers it forks keep one count): drop `counters process`");
 	if (r->action == KB_ACT_SESSIONS && !s[K_SESS_MISCOUNT].line)
 		r->sess_miscount = 1; /* the article's bug: one per request */
 	return 0;

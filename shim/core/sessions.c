@@ -37,3 +37,8 @@ void kb_sessions_cut(struct kb_counter *c)
 {
 	__atomic_sub_fetch(&c->sess_active, 1, __ATOMIC_RELAXED);
 }
+
+void kb_sessions_uncut(struct kb_counter *c)
+{
+	__atomic_add_fetch(&c->sess_active, 1, __ATOMIC_RELAXED);
+}

@@ -112,6 +112,16 @@ static void make_dir(struct kbt_server *s, const char *name, const struct kbt_un
 	s->out = s->err = NULL;
 }
 
+void kbt_server_prepare(struct kbt_server *s, const char *name, const struct kbt_under *u)
+{
+	make_dir(s, name, u);
+}
+
+void kbt_server_run(struct kbt_server *s, const char *name, const struct kbt_under *u, const char *const *cmd)
+{
+	start(s, name, u, cmd);
+}
+
 void kbt_nginx_start(struct kbt_server *s, const char *name, const struct kbt_under *u, int workers,
 		     const char *extra)
 {

@@ -47,6 +47,13 @@ void kbt_nginx_start(struct kbt_server *s, const char *name, const struct kbt_un
 void kbt_redis_start(struct kbt_server *s, const char *name, const struct kbt_under *u,
 		     const char *const *extra);
 
+/* Any other server: kbt_server_prepare() makes its directory and picks
+ * its port (s->dir, s->port), so that the caller can write its
+ * configuration; kbt_server_run() starts cmd under u and waits until it
+ * listens on that port. */
+void kbt_server_prepare(struct kbt_server *s, const char *name, const struct kbt_under *u);
+void kbt_server_run(struct kbt_server *s, const char *name, const struct kbt_under *u, const char *const *cmd);
+
 /* kbdemo-server with arguments. */
 void kbt_demo_start(struct kbt_server *s, const char *name, const struct kbt_under *u,
 		    const char *const *args);

@@ -1,0 +1,312 @@
+/*
+ * conn.c - connections' ends across the process tree; see conn.h and,
+ * for the table itself, conns.h.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "act.h"
+#include "guard.h"
+#include "log.h"
+#include "proc.h"
+#include "real.h"
+#include "session.h"
+#include "shim.h"
+
+struct kb_conns *kb_conn_tbl;
+
+/* Roles whose connections end something: close rules on them mark the
+ * peer. (Sessions enter the table when admitted, whatever this says.) */
+static uint32_t end_roles;
+
+/* This process's pid, kept by the fork handlers: a hook must not make a
+ * system call to learn it, and a vfork child (guarded) never asks. */
+static pid_t self;
+
+/*
+ * What the fork handlers pass between them: the connections this process
+ * held at fork(), counted for the child before the fork so that the
+ * parent's close of its copy, which fork-per-connection servers make at
+ * once, cannot end a connection the child holds. The child records itself
+ * against each; the parent takes its count back if the fork failed. The
+ * fork handlers run under glibc's atfork lock, one fork at a time.
+ */
+static struct held {
+	uint64_t handle;
+	int fd;
+} held[KB_CONNS_MAX];
+static size_t nheld;
+static int fork_saved_errno;
+
+/* errno across _Fork(), which sets it only when it fails: the parent
+ * handler tells a failed fork by errno no longer being this. */
+#define FORK_SENTINEL 0x6b62666b
+
+static bool end_role(enum kb_role role)
+{
+	return role == KB_ROLE_ACCEPTED || role == KB_ROLE_OUTBOUND ? (end_roles >> role) & 1 : false;
+}
+
+uint64_t kb_conn_enter(int fd, const struct kb_fd_info *info)
+{
+	struct kb_conns *t = kb_conn_table();
+	struct kb_conn_id id = { (uint8_t)info->role, info->peer, info->lport, info->ino };
+
+	if (t == NULL)
+		return 0;
+	uint64_t h = kb_conns_open(t, &id, self, fd);
+	if (h)
+		kb_fd_mark_tag(fd, KB_FD_CONN, h);
+	return h;
+}
+
+/* The close rules of a connection that ended without a close the shim
+ * saw (its last holder exited, or died): only their marks apply, since
+ * nothing is left to leak, reset or fail. */
+static void mark_ended(const struct kb_conn *c, int fd, const char *via)
+{
+	struct kb_verdict v[KB_VERDICTS_MAX];
+	struct kb_event ev = { KB_CALL_CLOSE, (enum kb_role)c->id.role, c->id.lport, &c->id.peer };
+	static const struct kb_clock clock = { kb_since_start_ns, NULL };
+
+	if (!end_role((enum kb_role)c->id.role) || !kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, c->id.role))
+		return;
+	size_t n = kb_decide(&kb_shim.plan, &ev, &clock, v);
+	struct kb_site site = { .call = KB_CALL_CLOSE, .via = via, .fd = fd, .role = (enum kb_role)c->id.role,
+				.peer = &c->id.peer };
+	for (size_t i = 0; i < n; i++)
+		if (v[i].rule->mark_peer)
+			kb_mark_peer(&site, &v[i]);
+}
+
+/* What a connection's end does: a session is released (and the model may
+ * cut another, unless a cut is what found this one ended). */
+static void ended(const struct kb_conn *c, const char *via, bool may_cut)
+{
+	if (c->tag & KB_CONN_SESSION)
+		kb_session_ended(c, via, may_cut);
+}
+
+bool kb_conn_closing(const struct kb_fd_info *info, const char *via)
+{
+	struct kb_conns *t = kb_conn_table();
+	struct kb_conn copy;
+
+	if (!(info->flags & KB_FD_CONN) || t == NULL)
+		return true;
+	if (kb_conns_drop(t, info->tag, self, false, &copy) != 0)
+		return false;
+	ended(&copy, via, true);
+	return true;
+}
+
+void kb_conn_sweep(void)
+{
+	struct kb_conns *t = kb_conn_table();
+	uint32_t high = __atomic_load_n(&t->high, __ATOMIC_ACQUIRE);
+	int saved = errno;
+
+	for (uint32_t i = 0; i < high && i < KB_CONNS_MAX; i++) {
+		struct kb_conn *s = &t->slot[i];
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != KB_CONN_LIVE)
+			continue;
+		uint64_t h = kb_conns_handle(i, (uint32_t)(__atomic_load_n(&s->tag, __ATOMIC_ACQUIRE) >> 32));
+		for (int k = 0; k < KB_CONN_WHO; k++) {
+			int32_t pid = __atomic_load_n(&s->who[k].pid, __ATOMIC_ACQUIRE);
+			int fd = __atomic_load_n(&s->who[k].fd, __ATOMIC_RELAXED);
+			struct kb_conn copy;
+			if (pid <= 0 || pid == self || kb_proc_alive(pid))
+				continue;
+			/* a dead process holds nothing; only one sweeper takes
+			 * its copy off the count */
+			if (kb_conns_drop(t, h, pid, true, &copy) == 0) {
+				ended(&copy, "exit", true);
+				mark_ended(&copy, fd, "exit");
+				break;
+			}
+		}
+	}
+	errno = saved;
+}
+
+/* A descriptor of this process's own for holder k's copy, or -1 with
+ * errno: that of pidfd_getfd for another process's (ESRCH: gone, EBADF:
+ * its descriptor is closed, EPERM: not ours to reach). */
+static int grab(pid_t pid, int fd)
+{
+	if (pid == self)
+		return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	long pidfd = kb_sys(SYS_pidfd_open, pid, 0, 0, 0, 0, 0);
+	if (pidfd < 0) {
+		errno = (int)-pidfd;
+		return -1;
+	}
+	long got = kb_sys(SYS_pidfd_getfd, pidfd, fd, 0, 0, 0, 0);
+	kb_sys(SYS_close, pidfd, 0, 0, 0, 0, 0);
+	if (got < 0) {
+		errno = (int)-got;
+		return -1;
+	}
+	return (int)got;
+}
+
+int kb_conn_reach(uint64_t handle, struct kb_conn *copy, int *holder_pid, int *holder_fd)
+{
+	struct kb_conns *t = kb_conn_table();
+	struct kb_conn *s = t ? kb_conns_get(t, handle) : NULL;
+	bool denied = false;
+
+	if (s == NULL) {
+		errno = ESRCH;
+		return -1;
+	}
+	*copy = *s;
+	struct kb_fd_info info = { (enum kb_role)copy->id.role, 0, copy->id.lport, copy->id.ino, copy->id.peer, 0 };
+	for (int k = 0; k < KB_CONN_WHO; k++) {
+		int32_t pid = copy->who[k].pid;
+		int fd = copy->who[k].fd;
+		if (pid <= 0)
+			continue;
+		int mine = grab(pid, fd);
+		if (mine >= 0) {
+			/* act on the socket that was checked, not on a number:
+			 * the check and the action below are on `mine` */
+			if (kb_fd_same(mine, &info)) {
+				*holder_pid = pid;
+				*holder_fd = fd;
+				return mine;
+			}
+			kb_real.close(mine);
+		} else if (errno == EPERM || errno == EACCES) {
+			denied = true;
+			continue;
+		}
+		/* gone (ESRCH), or its number closed (EBADF) or holding
+		 * something else now: that process does not hold this
+		 * connection any more */
+		const char *how = mine < 0 && errno == ESRCH ? "exit" : "unseen";
+		struct kb_conn gone;
+		if (kb_conns_drop(t, handle, pid, true, &gone) == 0) {
+			ended(&gone, how, false);
+			mark_ended(&gone, fd, how);
+			errno = ESRCH;
+			return -1;
+		}
+	}
+	errno = denied ? EPERM : ESRCH;
+	return -1;
+}
+
+/* Before fork(): every connection this process holds whose end matters is
+ * counted once more, for the child. One not in the table yet enters it
+ * now (held by this process) if it still is what was tracked. */
+static void fork_prepare(void)
+{
+	struct kb_fd_info info;
+	int limit = kb_fd_limit();
+
+	nheld = 0;
+	fork_saved_errno = errno;
+	if (kb_conn_table() == NULL || kb_guarded())
+		return;
+	for (int fd = 0; fd < limit && nheld < KB_CONNS_MAX; fd++) {
+		if (!kb_fd_lookup(fd, &info) || (info.flags & KB_FD_LEAKED))
+			continue;
+		uint64_t h = 0;
+		if (info.flags & KB_FD_CONN)
+			h = info.tag;
+		else if (end_role(info.role) && kb_fd_same(fd, &info))
+			h = kb_conn_enter(fd, &info);
+		if (h == 0)
+			continue;
+		kb_conns_hold(kb_conn_table(), h);
+		held[nheld].handle = h;
+		held[nheld].fd = fd;
+		nheld++;
+	}
+	errno = FORK_SENTINEL;
+}
+
+static void fork_parent(void)
+{
+	if (errno != FORK_SENTINEL) {
+		/* the fork failed: no child holds anything */
+		for (size_t i = 0; i < nheld; i++)
+			kb_conns_unhold(kb_conn_table(), held[i].handle);
+		return; /* glibc puts the fork's errno back */
+	}
+	errno = fork_saved_errno;
+}
+
+static void fork_child(void)
+{
+	self = (pid_t)kb_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	for (size_t i = 0; i < nheld; i++)
+		kb_conns_record(kb_conn_table(), held[i].handle, self, held[i].fd);
+	if (errno == FORK_SENTINEL)
+		errno = fork_saved_errno;
+}
+
+/* exit(): the connections this process still holds end with it, as far
+ * as it is concerned; the last holder's end is the connection's end. A
+ * vfork child that calls exit() runs this on its parent's memory, under
+ * the guard: it must leave it alone. */
+__attribute__((destructor)) static void at_exit(void)
+{
+	struct kb_fd_info info;
+
+	if (kb_mode_get() != KB_MODE_ARMED || kb_conn_table() == NULL || kb_guarded())
+		return;
+	int saved = errno;
+	int limit = kb_fd_limit();
+	for (int fd = 0; fd < limit; fd++) {
+		if (!kb_fd_lookup(fd, &info) || (info.role != KB_ROLE_ACCEPTED && info.role != KB_ROLE_OUTBOUND))
+			continue;
+		if (!(info.flags & (KB_FD_CONN)) && !end_role(info.role))
+			continue;
+		if (!kb_fd_same(fd, &info))
+			continue;
+		struct kb_conn c = { .id = { (uint8_t)info.role, info.peer, info.lport, info.ino } };
+		if (info.flags & KB_FD_CONN) {
+			if (kb_conns_drop(kb_conn_table(), info.tag, self, false, &c) != 0)
+				continue;
+			/* a process on its way out releases its sessions but
+			 * cuts none: at a server's stop every worker would
+			 * otherwise cut what the others are ending anyway */
+			ended(&c, "exit", false);
+		}
+		if (!(info.flags & KB_FD_LEAKED))
+			mark_ended(&c, fd, "exit");
+	}
+	errno = saved;
+}
+
+void kb_conn_init(void)
+{
+	const struct kb_recipe *r = &kb_shim.recipe;
+	bool sessions = false;
+
+	for (size_t i = 0; i < r->nrules; i++) {
+		const struct kb_rule *rule = &r->rules[i];
+		sessions |= rule->action == KB_ACT_SESSIONS;
+		if (!rule->mark_peer || !(rule->calls & (1u << KB_CALL_CLOSE)))
+			continue;
+		uint32_t roles = rule->roles ? rule->roles : ~0u;
+		end_roles |= roles & ((1u << KB_ROLE_ACCEPTED) | (1u << KB_ROLE_OUTBOUND));
+	}
+	if (!sessions && end_roles == 0)
+		return;
+	void *p = mmap(NULL, sizeof(struct kb_conns), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	self = getpid();
+	__atomic_store_n(&kb_conn_tbl, p, __ATOMIC_RELEASE);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}

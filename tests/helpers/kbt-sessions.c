@@ -1,0 +1,197 @@
+/*
+ * kbt-sessions - small programs around the session model, for the preload
+ * tests. It knows nothing of kbfault; it says what it saw on stdout.
+ *
+ *   kbt-sessions sigaccept N    accept N connections from its own clients,
+ *                               keeping a few waiting, while a 1 ms SIGALRM
+ *                               handler accepts from the same (non-blocking)
+ *                               listener; prints "done BY-MAIN BY-HANDLER"
+ *   kbt-sessions cuts           three sessions, the first closed, then a
+ *                               fourth: says which clients saw a reset
+ *   kbt-sessions clients PORT N CONCURRENCY
+ *                               N sessions of three exchanges against
+ *                               127.0.0.1:PORT; one line per session: its
+ *                               local port and "ok" (three replies, then the
+ *                               end of the stream) or "broken"
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static int listener(struct sockaddr_in *at, bool nonblocking)
+{
+	socklen_t len = sizeof *at;
+	memset(at, 0, sizeof *at);
+	at->sin_family = AF_INET;
+	at->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)at, sizeof *at) < 0 || listen(fd, 4096) < 0 ||
+	    getsockname(fd, (struct sockaddr *)at, &len) < 0) {
+		printf("error listen %s\n", strerrorname_np(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static int dial(const struct sockaddr_in *to)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (const struct sockaddr *)to, sizeof *to) < 0) {
+		printf("error connect %s\n", strerrorname_np(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static int lfd;
+static int by_handler;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (c >= 0) {
+		__atomic_add_fetch(&by_handler, 1, __ATOMIC_RELAXED);
+		close(c);
+	}
+	errno = saved;
+}
+
+static int do_sigaccept(int n)
+{
+	struct sockaddr_in at;
+	struct sigaction sa;
+	struct itimerval every_ms = { { 0, 1000 }, { 0, 1000 } }, off = { { 0, 0 }, { 0, 0 } };
+
+	lfd = listener(&at, true);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, NULL);
+	/* a few clients are always waiting, so that the handler finds one
+	 * to accept while the main thread is busy with its own; the oldest
+	 * of the last 64 (long accepted) makes room for each new one */
+	int clients[64], nclients = 0;
+	for (int i = 0; i < 16; i++)
+		clients[nclients++] = dial(&at);
+	setitimer(ITIMER_REAL, &every_ms, NULL);
+	int by_main = 0;
+	for (int i = 0; i < n; i++) {
+		if (nclients == 64) {
+			close(clients[0]);
+			memmove(clients, clients + 1, sizeof clients - sizeof clients[0]);
+			nclients--;
+		}
+		clients[nclients++] = dial(&at);
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (c >= 0) {
+			by_main++;
+			close(c);
+		}
+	}
+	setitimer(ITIMER_REAL, &off, NULL);
+	for (int i = 0; i < nclients; i++)
+		close(clients[i]);
+	printf("done %d %d\n", by_main, __atomic_load_n(&by_handler, __ATOMIC_RELAXED));
+	return 0;
+}
+
+/* Has the peer reset the connection (as a cut does)? */
+static const char *state_of(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char c;
+	if (poll(&p, 1, 2000) != 1)
+		return "open";
+	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+	return n < 0 && errno == ECONNRESET ? "reset" : n == 0 ? "eof" : "open";
+}
+
+static int do_cuts(void)
+{
+	struct sockaddr_in at;
+	int l = listener(&at, false), c[5], a[5];
+
+	for (int i = 1; i <= 3; i++) {
+		c[i] = dial(&at);
+		a[i] = accept(l, NULL, NULL);
+	}
+	close(a[1]); /* a session ends: the count reaches zero, session 2 is cut */
+	printf("c2 %s\n", state_of(c[2]));
+	c[4] = dial(&at);
+	a[4] = accept(l, NULL, NULL); /* admitted at zero: session 3 is cut */
+	printf("c3 %s\n", state_of(c[3]));
+	struct pollfd p = { c[4], POLLIN, 0 };
+	printf("c4 %s\n", poll(&p, 1, 200) == 0 ? "open" : "broken");
+	return 0;
+}
+
+static struct sockaddr_in target;
+static int next_session, sessions;
+
+static void *client(void *arg)
+{
+	(void)arg;
+	while (__atomic_fetch_add(&next_session, 1, __ATOMIC_RELAXED) < sessions) {
+		int fd = dial(&target);
+		struct sockaddr_in me;
+		socklen_t len = sizeof me;
+		struct timeval tv = { 3, 0 };
+		char buf[256];
+		bool ok = true;
+		getsockname(fd, (struct sockaddr *)&me, &len);
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		for (int i = 0; i < 3 && ok; i++) {
+			ok = send(fd, "x\n", 2, MSG_NOSIGNAL) == 2;
+			ssize_t got = 0, n = 0;
+			while (ok && !memchr(buf, '\n', (size_t)got) && (n = recv(fd, buf + got, sizeof buf - (size_t)got, 0)) > 0)
+				got += n;
+			ok = ok && n > 0;
+		}
+		ok = ok && recv(fd, buf, sizeof buf, 0) == 0;
+		printf("%d %s\n", ntohs(me.sin_port), ok ? "ok" : "broken");
+		close(fd);
+	}
+	return NULL;
+}
+
+static int do_clients(int port, int n, int concurrency)
+{
+	pthread_t t[64];
+
+	target.sin_family = AF_INET;
+	target.sin_port = htons((uint16_t)port);
+	target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sessions = n;
+	if (concurrency < 1 || concurrency > 64)
+		return 2;
+	for (int i = 0; i < concurrency; i++)
+		pthread_create(&t[i], NULL, client, NULL);
+	for (int i = 0; i < concurrency; i++)
+		pthread_join(t[i], NULL);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 3 && strcmp(argv[1], "sigaccept") == 0)
+		return do_sigaccept(atoi(argv[2]));
+	if (argc >= 2 && strcmp(argv[1], "cuts") == 0)
+		return do_cuts();
+	if (argc >= 5 && strcmp(argv[1], "clients") == 0)
+		return do_clients(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clients PORT N CONCURRENCY\n");
+	return 2;
+}

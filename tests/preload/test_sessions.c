@@ -1,0 +1,137 @@
+/* The session model (Q124737) inside hosts that make it hard: a signal
+ * handler that accepts while its thread is in the model, sessions cut
+ * while their server threads close them, and the numbers a cut line
+ * carries. (Process trees: tests/e2e/e2e_process_trees.c.) */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static const char *logpath(void)
+{
+	static char log[600];
+	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
+	return log;
+}
+
+static const char **under(const char *recipe)
+{
+	static char env_recipe[700], env_log[700];
+	static const char *env[3];
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	env[0] = env_recipe;
+	env[1] = env_log;
+	env[2] = NULL;
+	return env;
+}
+
+/* A SIGALRM handler accepts every millisecond while the main thread
+ * accepts too, with memory leaked per attempt: a handler arriving while
+ * its thread is leaking must not wait for the lock that thread holds. */
+Test(sessions, a_signal_handler_that_accepts_while_memory_leaks, .timeout = 60)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "sigaccept", "1500", NULL };
+	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 1000000\n  slots 0\n"
+			     "  leak 262144\n";
+
+	int rc = kbt_run(argv, under(recipe), true, 40000, &out, &err);
+	cr_assert_eq(rc, 0, "no deadlock (status %d): %s %s", rc, out, err);
+	cr_assert(strncmp(out, "done ", 5) == 0, "%s", out);
+	int by_main = 0, by_handler = 0;
+	sscanf(out, "done %d %d", &by_main, &by_handler);
+	cr_assert_gt(by_handler, 0, "the handler did accept some: %s", out);
+	free(out);
+	free(err);
+}
+
+/* A cut made because a session ended has no hit of the rule's own; one
+ * made because a session was admitted carries that accept's hit; both
+ * say which session they cut. */
+Test(sessions, a_cut_line_says_which_session_and_which_hit)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "cuts", NULL };
+	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 1\n  miscount 1\n";
+
+	cr_assert_eq(kbt_run(argv, under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
+	cr_assert_str_eq(out, "c2 reset\nc3 reset\nc4 open\n");
+	struct kbt_log l = kbt_log_read(logpath());
+	size_t cuts = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		const char *effect = kb_json_str(&l.line[i], "effect");
+		if (effect == NULL || strcmp(effect, "cut") != 0)
+			continue;
+		const char *call = kb_json_str(&l.line[i], "call"), *hit = kb_json_str(&l.line[i], "hit");
+		const char *session = kb_json_str(&l.line[i], "session");
+		cr_assert_not_null(session, "a cut line names the session");
+		if (cuts++ == 0) {
+			cr_assert_str_eq(call, "close", "the first cut follows a close");
+			cr_assert_null(hit, "and has no hit of its own: %s", hit);
+			cr_assert_str_eq(session, "2", "the oldest active session");
+		} else {
+			cr_assert_str_eq(call, "accept");
+			cr_assert_str_eq(hit, "4", "the admitting accept's hit");
+			cr_assert_str_eq(session, "3");
+		}
+	}
+	cr_assert_eq(cuts, 2);
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
+
+/* Eight server threads end sessions with plain close() while the model
+ * cuts the oldest: every session a cut line names is one whose client
+ * saw it broken - never one that ended cleanly while an unrelated
+ * connection on its old number was reset instead. */
+Test(sessions, a_cut_acts_on_the_session_it_checked, .timeout = 120)
+{
+	struct kbt_proc srv;
+	char port[16], *out, *err;
+	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 4\n  slots 0\n";
+
+	kbt_spawn(&srv, (const char *[]){ kbt_build("kbdemo-server"), "--threads", "8", "--lines", "3", NULL },
+		  under(recipe), true);
+	snprintf(port, sizeof port, "%d", kbt_port_of(kbt_line(&srv, 5000)));
+	int rc = kbt_run((const char *[]){ kbt_build("helpers/kbt-sessions"), "clients", port, "2000", "16", NULL },
+			 NULL, false, 100000, &out, &err);
+	cr_assert_eq(rc, 0, "%s", err);
+	kill(srv.pid, SIGTERM);
+	kbt_wait(&srv, 10000, NULL, NULL);
+
+	/* which local ports ended cleanly */
+	static bool clean[65536];
+	memset(clean, 0, sizeof clean);
+	size_t sessions = 0;
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		int p;
+		char what[16];
+		if (sscanf(line, "%d %15s", &p, what) == 2 && p > 0 && p < 65536) {
+			clean[p] = strcmp(what, "ok") == 0;
+			sessions++;
+		}
+	}
+	cr_assert_eq(sessions, 2000, "every session reported");
+	struct kbt_log l = kbt_log_read(logpath());
+	size_t cuts = 0, wrong = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		const char *effect = kb_json_str(&l.line[i], "effect"), *peer = kb_json_str(&l.line[i], "peer");
+		if (effect == NULL || strcmp(effect, "cut") != 0 || peer == NULL)
+			continue;
+		cuts++;
+		const char *colon = strrchr(peer, ':');
+		int p = colon ? atoi(colon + 1) : 0;
+		if (p > 0 && p < 65536 && clean[p])
+			wrong++;
+	}
+	cr_assert_gt(cuts, 100, "sessions were cut (%zu)", cuts);
+	cr_assert_eq(wrong, 0, "%zu of %zu cut lines name a session whose client saw it end cleanly", wrong, cuts);
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
