@@ -90,7 +90,7 @@ static void mark_ended(const struct kb_conn *c, int fd, const char *via)
  * cut another, unless a cut is what found this one ended). */
 static void ended(const struct kb_conn *c, const char *via, bool may_cut)
 {
-	if (c->tag & KB_CONN_SESSION)
+	if (c->flags & KB_CONN_SESSION)
 		kb_session_ended(c, via, may_cut);
 }
 
@@ -114,14 +114,12 @@ void kb_conn_sweep(void)
 	int saved = errno;
 
 	for (uint32_t i = 0; i < high && i < KB_CONNS_MAX; i++) {
-		struct kb_conn *s = &t->slot[i];
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != KB_CONN_LIVE)
-			continue;
-		uint64_t h = kb_conns_handle(i, (uint32_t)(__atomic_load_n(&s->tag, __ATOMIC_ACQUIRE) >> 32));
-		for (int k = 0; k < KB_CONN_WHO; k++) {
-			int32_t pid = __atomic_load_n(&s->who[k].pid, __ATOMIC_ACQUIRE);
-			int fd = __atomic_load_n(&s->who[k].fd, __ATOMIC_RELAXED);
+		uint64_t h = kb_conns_live(t, i);
+		for (int k = 0; h && k < KB_CONN_WHO; k++) {
+			struct kb_conn_who w = kb_conns_holder(t, i, k);
 			struct kb_conn copy;
+			int32_t pid = w.pid;
+			int fd = w.fd;
 			if (pid <= 0 || pid == self || kb_proc_alive(pid))
 				continue;
 			/* a dead process holds nothing; only one sweeper takes
@@ -160,14 +158,12 @@ static int grab(pid_t pid, int fd)
 int kb_conn_reach(uint64_t handle, struct kb_conn *copy, int *holder_pid, int *holder_fd)
 {
 	struct kb_conns *t = kb_conn_table();
-	struct kb_conn *s = t ? kb_conns_get(t, handle) : NULL;
 	bool denied = false;
 
-	if (s == NULL) {
+	if (t == NULL || !kb_conns_read(t, handle, copy)) {
 		errno = ESRCH;
 		return -1;
 	}
-	*copy = *s;
 	struct kb_fd_info info = { (enum kb_role)copy->id.role, 0, copy->id.lport, copy->id.ino, copy->id.peer, 0 };
 	for (int k = 0; k < KB_CONN_WHO; k++) {
 		int32_t pid = copy->who[k].pid;

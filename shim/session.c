@@ -213,7 +213,7 @@ void kb_session_ended(const struct kb_conn *c, const char *via, bool may_cut)
 	struct kb_verdict v = { r, 0 };
 	int saved = errno;
 
-	kb_sessions_release(ctr, r, (c->tag & KB_CONN_CUT) != 0);
+	kb_sessions_release(ctr, r, (c->flags & KB_CONN_CUT) != 0);
 	if (may_cut && kb_sessions_must_cut(ctr, r))
 		cut_one(&v, KB_CALL_CLOSE, via, 0);
 	errno = saved;

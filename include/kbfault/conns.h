@@ -47,29 +47,41 @@ struct kb_conn_id {
 };
 
 struct kb_conn_who {
-	int32_t pid; /* 0: free */
+	int32_t pid; /* 0: free; -1: being written */
 	int32_t fd;
 };
 
+/* A connection as its readers see it: a copy taken field by field. */
 struct kb_conn {
+	struct kb_conn_id id;
+	uint32_t flags; /* KB_CONN_SESSION, KB_CONN_CUT */
+	uint32_t rule;  /* a session's rule index */
+	uint64_t seq;   /* a session's admission number, tree-wide, from 1 */
+	struct kb_conn_who who[KB_CONN_WHO];
+};
+
+/* A slot of the table. Every field is read and written atomically (the
+ * connection's identity a word at a time), so that a reader racing with a
+ * slot's reuse gets stale words, which the generation then rejects, and
+ * never a torn value. */
+struct kb_conn_slot {
 	uint32_t state;   /* KB_CONN_* */
 	uint32_t holders; /* processes holding a copy (some perhaps not in who[]) */
 	/* generation (high 32 bits: bumped at every reuse, so an old handle
-	 * no longer matches) and flags (KB_CONN_SESSION, KB_CONN_CUT), in one
-	 * word so that a flag is only ever set on the connection it was
-	 * meant for */
+	 * no longer matches) and flags (low 32), in one word so that a flag
+	 * is only ever set on the connection it was meant for */
 	uint64_t tag;
-	uint32_t rule;    /* a session's rule index */
-	uint64_t seq;     /* a session's admission number, tree-wide, from 1 */
+	uint32_t rule;
+	uint64_t seq;
 	struct kb_conn_who who[KB_CONN_WHO];
-	struct kb_conn_id id;
+	uint64_t id[4]; /* struct kb_conn_id, packed (conns.c) */
 };
 
 struct kb_conns {
 	uint64_t seq;  /* the last admission number given */
 	uint32_t high; /* one past the highest slot ever used: bounds scans */
 	uint32_t next; /* where the next search for a free slot starts */
-	struct kb_conn slot[KB_CONNS_MAX];
+	struct kb_conn_slot slot[KB_CONNS_MAX];
 };
 
 /* A handle names a slot and its generation; 0 is no handle. */
@@ -88,8 +100,14 @@ static inline uint32_t kb_conns_index(uint64_t handle)
  * a single process). */
 uint64_t kb_conns_open(struct kb_conns *t, const struct kb_conn_id *id, int32_t pid, int32_t fd);
 
-/* The slot of a handle while it is live and still that connection. */
-struct kb_conn *kb_conns_get(struct kb_conns *t, uint64_t handle);
+/* A copy of the connection `handle` names, if it is live and still that
+ * connection (true). */
+bool kb_conns_read(struct kb_conns *t, uint64_t handle, struct kb_conn *out);
+
+/* The handle of slot i if it is live (0 if not), and its holder k. For
+ * scans of the whole table. */
+uint64_t kb_conns_live(struct kb_conns *t, uint32_t i);
+struct kb_conn_who kb_conns_holder(struct kb_conns *t, uint32_t i, int k);
 
 /* Counting a holder that has no descriptor recorded yet (a fork under
  * way, counted before it so that the parent's close cannot end the
