@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,11 @@ static unsigned long long log_lost; /* lines not written whole since the last "l
 static int log_stuck;               /* a line waited its whole time for room */
 static int log_need_newline;        /* a cut line could not be ended: the next write ends it */
 static int log_last_error;
+/* Has this process written its start line? In a page the kernel clears in
+ * every child it makes (MADV_WIPEONFORK): a child made by a raw clone(),
+ * which runs no fork handler, reads zero and says it exists before its
+ * first line. */
+static int *said_start;
 static int log_warned;              /* the warning was written */
 static int log_warn_tried;          /* ... or tried: later tries do not wait */
 
@@ -366,6 +372,8 @@ void kb_log_line(const char *line, size_t len)
 
 	if (__atomic_load_n(&log_fd, __ATOMIC_RELAXED) < 0)
 		return;
+	if (said_start && !__atomic_load_n(said_start, __ATOMIC_RELAXED))
+		kb_log_start(true); /* sets the flag before its own line */
 	int wait = __atomic_load_n(&log_stuck, __ATOMIC_RELAXED) ? 0 : LINE_WAIT_MS;
 	if (write_line(line, len, wait, &rc)) {
 		__atomic_store_n(&log_stuck, 0, __ATOMIC_RELAXED);
@@ -418,6 +426,14 @@ void kb_log_start(bool forked)
 {
 	char line[LINE_MAX_BYTES];
 	struct kb_jw w;
+
+	if (said_start == NULL) {
+		void *p = mmap(NULL, sizeof *said_start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED && madvise(p, sizeof *said_start, MADV_WIPEONFORK) == 0)
+			said_start = p;
+	}
+	if (said_start)
+		__atomic_store_n(said_start, 1, __ATOMIC_RELAXED);
 
 	kb_jw_begin(&w, line, sizeof line);
 	common_fields(&w, "start");

@@ -8,6 +8,9 @@
  *                               listener; prints "done BY-MAIN BY-HANDLER"
  *   kbt-sessions cuts           three sessions, the first closed, then a
  *                               fourth: says which clients saw a reset
+ *   kbt-sessions clone          listen, make a child with a raw clone()
+ *                               system call (no fork handler runs), which
+ *                               listens once and leaves; then listen again
  *   kbt-sessions clients PORT N CONCURRENCY
  *                               N sessions of three exchanges against
  *                               127.0.0.1:PORT; one line per session: its
@@ -25,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int listener(struct sockaddr_in *at, bool nonblocking)
@@ -137,6 +142,24 @@ static int do_cuts(void)
 	return 0;
 }
 
+static int do_clone(void)
+{
+	struct sockaddr_in at;
+	close(listener(&at, false));
+	/* fork semantics (no CLONE_VM, a copy of this stack), but not
+	 * glibc's fork(): no atfork handler runs in the child */
+	long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+	if (pid == 0) {
+		close(listener(&at, false));
+		_exit(0);
+	}
+	if (pid < 0 || waitpid((pid_t)pid, NULL, 0) != pid)
+		return 1;
+	close(listener(&at, false));
+	printf("parent and child listened\n");
+	return 0;
+}
+
 static struct sockaddr_in target;
 static int next_session, sessions;
 
@@ -190,8 +213,10 @@ int main(int argc, char **argv)
 		return do_sigaccept(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "cuts") == 0)
 		return do_cuts();
+	if (argc >= 2 && strcmp(argv[1], "clone") == 0)
+		return do_clone();
 	if (argc >= 5 && strcmp(argv[1], "clients") == 0)
 		return do_clients(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clients PORT N CONCURRENCY\n");
+	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | clients PORT N CONCURRENCY\n");
 	return 2;
 }

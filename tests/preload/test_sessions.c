@@ -1,7 +1,8 @@
 /* The session model (Q124737) inside hosts that make it hard: a signal
  * handler that accepts while its thread is in the model, sessions cut
  * while their server threads close them, and the numbers a cut line
- * carries. (Process trees: tests/e2e/e2e_process_trees.c.) */
+ * carries; and a child made without fork(). (Process trees:
+ * tests/e2e/e2e_process_trees.c.) */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
@@ -131,6 +132,40 @@ Test(sessions, a_cut_acts_on_the_session_it_checked, .timeout = 120)
 	}
 	cr_assert_gt(cuts, 100, "sessions were cut (%zu)", cuts);
 	cr_assert_eq(wrong, 0, "%zu of %zu cut lines name a session whose client saw it end cleanly", wrong, cuts);
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
+
+/* A child made by a raw clone() runs no fork handler: it still says it
+ * exists before its first line, under its own pid, and counts its own
+ * hits from one. */
+Test(sessions, a_raw_clone_child_starts_its_own_count)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "clone", NULL };
+
+	cr_assert_eq(kbt_run(argv, under("rule cap\n  on listen\n  action backlog 2\n"), true, 10000, &out, &err), 0,
+		     "%s %s", out, err);
+	struct kbt_log l = kbt_log_read(logpath());
+	const char *parent = NULL, *child = NULL;
+	for (size_t i = 0; i < l.n; i++) {
+		const char *ev = kb_json_str(&l.line[i], "event"), *pid = kb_json_str(&l.line[i], "pid");
+		if (strcmp(ev, "start") == 0 && strcmp(kb_json_str(&l.line[i], "program"), "kbt-sessions") == 0) {
+			if (strcmp(kb_json_str(&l.line[i], "fork"), "false") == 0)
+				parent = pid;
+			else
+				child = pid;
+		}
+		if (strcmp(ev, "inject") == 0 && child && strcmp(pid, child) == 0)
+			cr_assert_str_eq(kb_json_str(&l.line[i], "hit"), "1", "the child counts from one");
+	}
+	cr_assert_not_null(parent);
+	cr_assert_not_null(child, "the child's start line");
+	cr_assert_str_neq(parent, child);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "pid", child, NULL), 1, "its one listen");
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "pid", parent, "hit", "2", NULL), 1,
+		     "the parent's count goes on from its own");
 	kbt_log_free(&l);
 	free(out);
 	free(err);
