@@ -11,6 +11,11 @@
  *   kbt-sessions clone          listen, make a child with a raw clone()
  *                               system call (no fork handler runs), which
  *                               listens once and leaves; then listen again
+ *   kbt-sessions forkconnect PORT
+ *                               a child connects to 127.0.0.1:PORT, has one
+ *                               exchange, shuts down and exit()s without
+ *                               close(); then this process connects there:
+ *                               "second ok" or "second refused"
  *   kbt-sessions clients PORT N CONCURRENCY
  *                               N sessions of three exchanges against
  *                               127.0.0.1:PORT; one line per session: its
@@ -160,6 +165,39 @@ static int do_clone(void)
 	return 0;
 }
 
+static int exchange(int port)
+{
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char buf[64];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof to) < 0)
+		return -1;
+	if (send(fd, "x\n", 2, MSG_NOSIGNAL) != 2 || recv(fd, buf, sizeof buf, 0) <= 0)
+		return -1;
+	return fd;
+}
+
+static int do_forkconnect(int port)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = exchange(port);
+		if (fd < 0)
+			_exit(1);
+		shutdown(fd, SHUT_WR);
+		exit(0); /* the connection ends with the process, unclosed */
+	}
+	int status;
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || status != 0) {
+		printf("child failed\n");
+		return 1;
+	}
+	int fd = exchange(port);
+	printf("second %s\n", fd >= 0 ? "ok" : errno == ECONNREFUSED ? "refused" : strerrorname_np(errno));
+	return 0;
+}
+
 static struct sockaddr_in target;
 static int next_session, sessions;
 
@@ -215,8 +253,10 @@ int main(int argc, char **argv)
 		return do_cuts();
 	if (argc >= 2 && strcmp(argv[1], "clone") == 0)
 		return do_clone();
+	if (argc >= 3 && strcmp(argv[1], "forkconnect") == 0)
+		return do_forkconnect(atoi(argv[2]));
 	if (argc >= 5 && strcmp(argv[1], "clients") == 0)
 		return do_clients(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | clients PORT N CONCURRENCY\n");
+	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | forkconnect PORT | clients PORT N CONCURRENCY\n");
 	return 2;
 }

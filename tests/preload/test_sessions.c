@@ -170,3 +170,33 @@ Test(sessions, a_raw_clone_child_starts_its_own_count)
 	free(out);
 	free(err);
 }
+
+/* A client that forks a child per task: the child's link to a node ends
+ * with shutdown() and exit(), never close(), and no accept follows that
+ * could find the child gone. The exit itself ends the link: connecting to
+ * that node again is refused (the client side of Q238009). */
+Test(sessions, a_link_ends_when_its_last_holder_exits)
+{
+	struct kbt_proc srv;
+	char port[16], *out, *err, env_recipe[700], env_log[720];
+
+	kbt_spawn(&srv, (const char *[]){ kbt_build("kbdemo-server"), "--threads", "2", NULL }, NULL, false);
+	snprintf(port, sizeof port, "%d", kbt_port_of(kbt_line(&srv, 5000)));
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=q238009-rejoin-fails-client");
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	const char *env[] = { env_recipe, env_log, "KBFAULT_RECIPE_DIR=", NULL };
+	char dir[700];
+	snprintf(dir, sizeof dir, "KBFAULT_RECIPE_DIR=%s/recipes", getenv("KB_SRC") ? getenv("KB_SRC") : ".");
+	env[2] = dir;
+	int rc = kbt_run((const char *[]){ kbt_build("helpers/kbt-sessions"), "forkconnect", port, NULL }, env, true,
+			 10000, &out, &err);
+	kill(srv.pid, SIGTERM);
+	kbt_wait(&srv, 5000, NULL, NULL);
+	cr_assert_eq(rc, 0, "%s %s", out, err);
+	cr_assert_str_eq(out, "second refused\n");
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_eq(kbt_log_count(&l, "event", "mark", "via", "exit", NULL), 1, "marked as the child exited");
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
