@@ -238,6 +238,20 @@ static void init(void)
 	}
 	const char *recipe = getenv("KBFAULT_RECIPE");
 	bool armed = recipe != NULL && recipe[0] != '\0';
+	/* loaded after the C library (dlopen(), ctypes): the program's calls
+	 * never reach our hooks, so faults could not happen as asked; nor is
+	 * the host ours to stop over its environment. Off, and said once. */
+	if (!kb_real_interposes()) {
+		if (armed) {
+			snprintf(msg, sizeof msg,
+				 "kbfault: warning: libkbfault.so was not preloaded in %s (it was loaded after the C library, by dlopen() or the like), so it sees none of the program's calls: KBFAULT_RECIPE is ignored here\n",
+				 kb_shim.program);
+			put_stderr(msg);
+		}
+		__atomic_store_n(&kb_mode, KB_MODE_OFF, __ATOMIC_RELEASE);
+		kb_guard_leave();
+		return;
+	}
 	/* the log first, so that every configuration error below reaches it */
 	if (armed) {
 		char why[400];

@@ -1,69 +1,186 @@
 /*
  * real.c - resolving the real libc functions; see real.h.
+ *
+ * Our own hooks must never be taken for the real functions. Comparing a
+ * lookup's result with `close` as this library sees it is not enough: in
+ * a library loaded by dlopen(), `close` names the C library's function
+ * (the program's lookup scope comes first), so a correct RTLD_NEXT result
+ * looked like our own hook. What identifies ours is the object it lies in,
+ * which dladdr() tells.
  */
 #include "real.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <gnu/lib-names.h>
+#include <gnu/libc-version.h>
+#include <link.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "guard.h"
 
 struct kb_real kb_real;
+void *kb_real_vfork;
 
 static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 
-static void die(const char *what, const char *name)
+/* This library's load address, to tell our own functions from others. */
+static void *self_base;
+
+static bool ours(const void *p)
 {
-	/* write(2) directly: stdio may not be usable this early */
-	static const char prefix[] = "kbfault: fatal: ";
-	ssize_t ignored;
-	ignored = write(2, prefix, sizeof prefix - 1);
-	ignored = write(2, what, strlen(what));
-	ignored = write(2, name, strlen(name));
-	ignored = write(2, "\n", 1);
-	(void)ignored;
-	abort();
+	Dl_info info;
+	return p != NULL && dladdr(p, &info) != 0 && info.dli_fbase == self_base;
+}
+
+/* ---- stand-ins: the system call itself, should no libc function be
+ * found (a C library that is not glibc's, a lookup scope that has none) */
+
+static int raw_listen(int fd, int backlog)
+{
+	return (int)kb_raw_syscall(SYS_listen, fd, backlog, 0, 0, 0, 0);
+}
+
+static int raw_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	return (int)kb_raw_syscall(SYS_accept4, fd, (long)addr, (long)len, 0, 0, 0);
+}
+
+static int raw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	return (int)kb_raw_syscall(SYS_accept4, fd, (long)addr, (long)len, flags, 0, 0);
+}
+
+static int raw_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	return (int)kb_raw_syscall(SYS_connect, fd, (long)addr, (long)len, 0, 0, 0);
+}
+
+static int raw_close(int fd)
+{
+	return (int)kb_raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+}
+
+static int raw_shutdown(int fd, int how)
+{
+	return (int)kb_raw_syscall(SYS_shutdown, fd, how, 0, 0, 0, 0);
+}
+
+static int raw_dup3(int oldfd, int newfd, int flags)
+{
+	return (int)kb_raw_syscall(SYS_dup3, oldfd, newfd, flags, 0, 0, 0);
+}
+
+static int raw_dup2(int oldfd, int newfd)
+{
+	/* dup3 refuses oldfd == newfd; dup2 just checks oldfd is valid */
+	if (oldfd == newfd)
+		return (int)kb_raw_syscall(SYS_fcntl, oldfd, F_GETFD, 0, 0, 0, 0) < 0 ? -1 : newfd;
+	return raw_dup3(oldfd, newfd, 0);
+}
+
+static int raw_close_range(unsigned first, unsigned last, int flags)
+{
+	return (int)kb_raw_syscall(SYS_close_range, first, last, flags, 0, 0, 0);
+}
+
+static void raw_closefrom(int lowfd)
+{
+	int saved = errno;
+	if (raw_close_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0) < 0) {
+		/* a kernel before 5.9 */
+		long max = sysconf(_SC_OPEN_MAX);
+		for (long fd = lowfd < 0 ? 0 : lowfd; fd < max; fd++)
+			raw_close((int)fd);
+	}
+	errno = saved;
+}
+
+/* Without the C library's fclose() the FILE cannot be freed: what is
+ * buffered is written and the descriptor closed, and the FILE's memory is
+ * lost. Only reachable with a C library whose fclose() cannot be found. */
+static int raw_fclose(FILE *fp)
+{
+	int flushed = fflush(fp);
+	int closed = raw_close(fileno(fp));
+	return flushed == 0 && closed == 0 ? 0 : EOF;
+}
+
+static long raw_syscall(long nr, ...)
+{
+	va_list ap;
+
+	va_start(ap, nr);
+	long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+	long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+	va_end(ap);
+	return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
+}
+
+/* ---- resolution -------------------------------------------------------- */
+
+/* Only when RTLD_NEXT found nothing that is not ours: dlopen() allocates,
+ * which start-up otherwise never does (docs/design.md). */
+static void *libc_handle(void)
+{
+	static void *h;
+	if (h == NULL)
+		h = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
+	return h;
+}
+
+/* The next definition of name that is not ours: after this library in
+ * the lookup order, else the C library's own; NULL if neither has one. */
+static void *lookup(const char *name)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+
+	if (p == NULL || ours(p)) {
+		void *h = libc_handle();
+		p = h ? dlsym(h, name) : NULL;
+	}
+	return p == NULL || ours(p) ? NULL : p;
 }
 
 /* dlsym() returns void *; converting it to a function pointer is what
  * POSIX requires to work, but ISO C does not say so: go through memcpy. */
-static void *lookup(const char *name, const void *ours, int required)
-{
-	void *p = dlsym(RTLD_NEXT, name);
-
-	if (p == NULL && required)
-		die("cannot find the real ", name);
-	if (p != NULL && p == ours)
-		die("the real function resolves to kbfault's own hook: ", name);
-	return p;
-}
-
-#define RESOLVE(field, required)                                                         \
+#define RESOLVE(field, stand_in)                                                         \
 	do {                                                                             \
-		void *p_ = lookup(#field, (const void *)(field), required);              \
-		memcpy(&kb_real.field, &p_, sizeof p_);                                  \
+		void *p_ = lookup(#field);                                               \
+		if (p_ != NULL)                                                          \
+			memcpy(&kb_real.field, &p_, sizeof p_);                          \
+		else                                                                     \
+			kb_real.field = stand_in;                                        \
 	} while (0)
 
 static void resolve(void)
 {
+	Dl_info info;
+
 	kb_guard_enter();
-	RESOLVE(listen, 1);
-	RESOLVE(accept, 1);
-	RESOLVE(accept4, 1);
-	RESOLVE(connect, 1);
-	RESOLVE(close, 1);
-	RESOLVE(shutdown, 1);
-	RESOLVE(dup2, 1);
-	RESOLVE(dup3, 1);
-	/* glibc < 2.34 has neither: their hooks then fall back to raw calls */
-	RESOLVE(close_range, 0);
-	RESOLVE(closefrom, 0);
-	RESOLVE(fclose, 1);
-	RESOLVE(syscall, 1);
+	if (dladdr((void *)&kb_real_resolve, &info) != 0)
+		self_base = info.dli_fbase;
+	RESOLVE(listen, raw_listen);
+	RESOLVE(accept, raw_accept);
+	RESOLVE(accept4, raw_accept4);
+	RESOLVE(connect, raw_connect);
+	RESOLVE(close, raw_close);
+	RESOLVE(shutdown, raw_shutdown);
+	RESOLVE(dup2, raw_dup2);
+	RESOLVE(dup3, raw_dup3);
+	/* glibc < 2.34 has neither */
+	RESOLVE(close_range, raw_close_range);
+	RESOLVE(closefrom, raw_closefrom);
+	RESOLVE(fclose, raw_fclose);
+	RESOLVE(syscall, raw_syscall);
+	/* no stand-in: hook_vfork.c makes the system call itself */
+	__atomic_store_n(&kb_real_vfork, lookup("vfork"), __ATOMIC_RELEASE);
 	kb_guard_leave();
 }
 
@@ -72,6 +189,31 @@ void kb_real_resolve(void)
 	int saved = errno;
 	pthread_once(&resolve_once, resolve);
 	errno = saved;
+}
+
+/*
+ * The link map lists the loaded objects in load order, which is also the
+ * order the program's symbol lookups follow: the program, what it
+ * preloads, its dependencies (libc among them), then whatever dlopen()
+ * added. So our hooks are the program's `close` exactly when our object
+ * comes before the C library's in that list. The C library's entry is
+ * the one holding gnu_get_libc_version(), which only it defines (asked
+ * with dladdr1(), which, unlike dlopen(), allocates nothing). Should either
+ * entry not be found, assume we were preloaded, as before.
+ */
+bool kb_real_interposes(void)
+{
+	struct link_map *self = NULL, *libc = NULL;
+	Dl_info info;
+
+	if (dladdr1((void *)&gnu_get_libc_version, &info, (void **)&libc, RTLD_DL_LINKMAP) == 0 || libc == NULL)
+		return true;
+	if (dladdr1((void *)&kb_real_interposes, &info, (void **)&self, RTLD_DL_LINKMAP) == 0 || self == NULL)
+		return true;
+	for (const struct link_map *m = self; m != NULL; m = m->l_next)
+		if (m == libc)
+			return true;
+	return false;
 }
 
 long kb_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6)

@@ -1,11 +1,14 @@
 /*
  * real.h - the libc functions behind our hooks.
  *
- * Resolved once with dlsym(RTLD_NEXT) under pthread_once, from whichever
- * comes first: our constructor or a hook called before it (another
- * library's constructor may close() before ours runs). Resolution aborts
- * loudly if a name resolves to our own hook, since calling it would
- * recurse for ever.
+ * Resolved once under pthread_once, from whichever comes first: our
+ * constructor or a hook called before it (another library's constructor
+ * may close() before ours runs). Each name is looked up with
+ * dlsym(RTLD_NEXT), and if that finds nothing, or finds a function of this
+ * very library (calling it would recurse for ever), in the C library's own
+ * handle; failing both, a function that makes the system call itself
+ * stands in. So once resolution has run no pointer is NULL, whatever the
+ * host did: the exported functions call through them unchecked.
  *
  * While resolution itself is running (and in any other re-entrant case)
  * a hook may find a pointer still NULL; kb_raw_syscall() then performs the
@@ -15,6 +18,7 @@
 #define KBFAULT_REAL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -36,7 +40,19 @@ struct kb_real {
 /* hidden: the hooks reach it with one RIP-relative load, no GOT */
 extern struct kb_real kb_real __attribute__((visibility("hidden")));
 
+/* The next vfork() (the C library's, or a sanitizer's): apart, because
+ * the assembly of hook_vfork.c reads it by name. NULL until resolved,
+ * which that assembly allows for. */
+extern void *kb_real_vfork __attribute__((visibility("hidden")));
+
 void kb_real_resolve(void);
+
+/* Does this library come before the C library in the order symbols are
+ * looked up - preloaded, or a dependency of the program loaded ahead of
+ * libc - so that the program's calls reach our hooks at all? False when
+ * it was loaded later (dlopen(), Python's ctypes.CDLL): then the hooks
+ * see only calls made through its handle, and the shim stays off. */
+bool kb_real_interposes(void);
 
 /* A system call without libc and without our hooks; returns -1 and sets
  * errno on failure, like syscall(2). */
