@@ -7,6 +7,14 @@
  * the peer is known and the hit number counts connections. A connection
  * that a rule refuses after it was taken is reset, so the client sees
  * what it would see had the stack dropped it.
+ *
+ * The caller's address and length are the kernel's to check: a bad
+ * pointer gets EFAULT from it. The peer's address is read only after a
+ * successful call, and only the bytes the kernel wrote: as many as *len
+ * held before the call, which is read then only if it is a variable of the
+ * calling thread's stack (usermem.h: kb_on_stack, no system call). A
+ * length kept anywhere else is not read before the call, and the peer is
+ * asked of the kernel instead (getpeername).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +31,7 @@
 #include "real.h"
 #include "session.h"
 #include "shim.h"
+#include "usermem.h"
 
 static int pass(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four)
 {
@@ -63,13 +72,24 @@ static inline bool nothing_before(uint64_t head)
 	return !(head & KB_HEAD_FLAG(KB_FD_ACCEPT_BEFORE | KB_FD_QUEUE));
 }
 
+/* *len before the call, when it cannot be known without trusting len:
+ * a length the kernel accepts is never more than INT_MAX. */
+#define LEN_UNKNOWN ((socklen_t)-1)
+
+/* *len before the real call (afterwards it is the address's full size),
+ * if len is the caller's local variable; `anchor` is one of the hook's. */
+static inline socklen_t len_before(const socklen_t *len, const void *anchor)
+{
+	return kb_on_stack(len, sizeof *len, anchor) ? *len : LEN_UNKNOWN;
+}
+
 /* What a connection taken by the fast path needs afterwards. */
 struct pending {
 	struct sockaddr *addr;
 	socklen_t *len;
 	uint64_t head;
 	int fd, flags;
-	socklen_t given; /* *len before the call: afterwards it is the full size */
+	socklen_t given; /* len_before() */
 };
 
 __attribute__((noinline)) KB_HOT static int pending_taken(const struct pending *p, int c, bool four,
@@ -89,7 +109,9 @@ __attribute__((always_inline)) static inline int take_then_decide(int fd, struct
 								 socklen_t *len, int flags, bool four,
 								 const char *via, uint64_t head)
 {
-	struct pending p = { addr, len, head, fd, flags, addr && len ? *len : 0 };
+	struct pending p = { addr, len, head, fd, flags, 0 };
+	if (addr && len)
+		p.given = len_before(len, &p);
 	__asm__ volatile("" : : "r"(&p) : "memory");
 	int c = four ? kb_real.accept4(fd, addr, len, flags) : kb_real.accept(fd, addr, len);
 	if (c < 0 || kb_guarded())
@@ -145,13 +167,14 @@ KB_API KB_HOT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int fla
 }
 
 /* The peer of a freshly accepted connection, from the address the kernel
- * wrote (or, if the caller's buffer was too small to hold it, from
- * getpeername). */
+ * wrote into the caller's `given` bytes (or, if they could not hold it,
+ * or how many there were is unknown, from getpeername). */
 static void peer_of(int c, const struct sockaddr *a, socklen_t given, socklen_t got,
 		    struct kb_addr *peer)
 {
-	kb_addr_from_sockaddr(a, given < got ? given : got, peer);
-	if (peer->family == 0 && given < got) {
+	bool whole = given != LEN_UNKNOWN && given >= got;
+	kb_addr_from_sockaddr(a, whole ? got : given == LEN_UNKNOWN ? 0 : given, peer);
+	if (peer->family == 0 && !whole) {
 		struct sockaddr_storage ss;
 		socklen_t l = sizeof ss;
 		int e = errno;
@@ -176,6 +199,31 @@ static bool wait_paused(int fd)
 	return true;
 }
 
+/* Writes a connection's address into the caller's buffer, as the kernel
+ * does for a connection it hands out: the first *len bytes of it, and its
+ * full length into *len. Returns 0, or the errno the kernel would return
+ * (EFAULT for memory it cannot write, EINVAL for a negative length). */
+static int hand_address(struct sockaddr *addr, socklen_t *len, const struct sockaddr_storage *ss, socklen_t l)
+{
+	socklen_t given;
+	if (kb_peek(&given, len, sizeof given) < 0)
+		return EFAULT;
+	if ((int)given < 0)
+		return EINVAL;
+	if (kb_poke(addr, ss, given < l ? given : l) < 0 || kb_poke(len, &l, sizeof l) < 0)
+		return EFAULT;
+	return 0;
+}
+
+/* A connection the host's accept() cannot have after all: the kernel
+ * closes one it could not report, and so do we. */
+static void drop(int c)
+{
+	kb_guard_enter();
+	kb_real.close(c);
+	kb_guard_leave();
+}
+
 /* One connection for the host: from the emulated queue when the listener
  * has one and it has something to hand out, else from the kernel. The
  * caller's address buffer is filled as accept() would. Returns the
@@ -193,9 +241,11 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 				memset(peer, 0, sizeof *peer);
 				if (getpeername(c, (struct sockaddr *)&ss, &l) == 0) {
 					kb_addr_from_sockaddr((struct sockaddr *)&ss, l, peer);
-					if (addr && len) {
-						memcpy(addr, &ss, *len < l ? *len : l);
-						*len = l;
+					int e = addr && len ? hand_address(addr, len, &ss, l) : 0;
+					if (e) {
+						drop(c);
+						errno = e;
+						return -1;
 					}
 				}
 				errno = saved;
@@ -213,8 +263,7 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 		socklen_t own_len = sizeof own;
 		struct sockaddr *a = addr ? addr : (struct sockaddr *)&own;
 		socklen_t *al = addr ? len : &own_len;
-		/* read before the call: afterwards *len is the full size */
-		socklen_t given = addr && len ? *len : own_len;
+		socklen_t given = addr ? (len ? len_before(len, &own_len) : 0) : own_len;
 
 		errno = saved;
 		int c = pass(fd, a, al, flags, four);
@@ -334,7 +383,9 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 		return pass(fd, addr, len, flags, four);
 	if (!simple(head))
 		return accept_slow(fd, addr, len, flags, four, via, head, errno);
-	socklen_t given = addr && len ? *len : 0;
+	socklen_t given = 0;
+	if (addr && len)
+		given = len_before(len, &given);
 	int c = pass(fd, addr, len, flags, four);
 	if (c < 0 || !after_needed())
 		return c;

@@ -263,25 +263,27 @@ static long accept_as(enum how how, int l, void *addr, socklen_t *len)
 	}
 }
 
-/* One waiting connection, one accept with the given pointers: what it
- * returned, and (when it succeeded) the connection closed again. */
-static void accept_case(int l, int port, enum how how, const char *what, const char *name, void *addr,
-			socklen_t *len)
+/* A listener, one waiting connection, one accept with the given
+ * pointers: what it returned, and (when it succeeded) all closed again.
+ * A listener each, so that what an emulated queue does to one (pause,
+ * resume) stays with it. */
+static void accept_case(enum how how, const char *what, const char *name, void *addr, socklen_t *len)
 {
+	int port;
+	int l = tcp_listener(&port);
 	int c = client(port);
 	long a = accept_as(how, l, addr, len);
 	report(what, name, a);
 	if (a >= 0)
 		close((int)a);
 	close(c);
+	close(l);
 }
 
 static int do_badaccept(void)
 {
 	static const char *const names[] = { "accept", "accept4", "syscall-accept4" };
 	struct bad b[3];
-	int port;
-	int l = tcp_listener(&port);
 
 	bad_pointers(b);
 	for (enum how how = ACCEPT; how <= SYSCALL; how++) {
@@ -290,12 +292,12 @@ static int do_badaccept(void)
 			struct sockaddr_storage ss;
 			socklen_t len = sizeof ss, zero = 0;
 			snprintf(what, sizeof what, "%s-len", names[how]);
-			accept_case(l, port, how, what, b[i].name, &ss, b[i].p);
+			accept_case(how, what, b[i].name, &ss, b[i].p);
 			snprintf(what, sizeof what, "%s-addr", names[how]);
-			accept_case(l, port, how, what, b[i].name, b[i].p, &len);
+			accept_case(how, what, b[i].name, b[i].p, &len);
 			/* nothing to write: the kernel never looks at the address */
 			snprintf(what, sizeof what, "%s-addr-len0", names[how]);
-			accept_case(l, port, how, what, b[i].name, b[i].p, &zero);
+			accept_case(how, what, b[i].name, b[i].p, &zero);
 		}
 	}
 	/* a length kept where a host may keep it, in a heap object: its
@@ -305,9 +307,12 @@ static int do_badaccept(void)
 		socklen_t len;
 	} *heap = malloc(sizeof *heap);
 	heap->len = sizeof heap->ss;
-	accept_case(l, port, ACCEPT4, "accept4-heap", "good", &heap->ss, &heap->len);
+	accept_case(ACCEPT4, "accept4-heap", "good", &heap->ss, &heap->len);
+	for (int i = 0; i < 3; i++) {
+		heap->len = 0;
+		accept_case(ACCEPT4, "accept4-heap-addr-len0", b[i].name, b[i].p, &heap->len);
+	}
 	free(heap);
-	close(l);
 	return 0;
 }
 
