@@ -2,6 +2,10 @@
  * hook_listen.c - listen(): where listening sockets become tracked, and
  * where a backlog can be capped (Q181350: a server that asks the stack
  * for a queue of five).
+ *
+ * Only TCP sockets over IP (sock.h), asked before any rule counts or acts:
+ * listen() on a UDP socket gets the kernel's EOPNOTSUPP, whatever a rule
+ * says, and only TCP listeners are tracked.
  */
 #include <errno.h>
 #include <sys/syscall.h>
@@ -13,6 +17,7 @@
 #include "queue.h"
 #include "real.h"
 #include "shim.h"
+#include "sock.h"
 
 static int pass(int fd, int backlog)
 {
@@ -87,7 +92,7 @@ void kb_listened(int fd, int backlog)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	int e = errno;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+	if (kb_is_tcp(fd) && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
 		track_listener(fd, &ss, len, NULL, backlog);
 	errno = e;
 }
@@ -138,13 +143,15 @@ __attribute__((noinline)) static int listen_tcp(int fd, int backlog, const char 
 
 /* Armed, with listen rules: rules only for TCP/IP sockets, so a pipe, a
  * unix socket or a bad descriptor goes to the real call as it is, after
- * one question to the kernel that leaves errno alone. */
+ * one question to the kernel that leaves errno alone (two for a UDP
+ * socket, or another socket over IP). */
 __attribute__((always_inline)) static inline int ask(int fd, int backlog, const char *via)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 
-	if (!local_name(fd, &ss, &len) || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+	if (!local_name(fd, &ss, &len) || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) ||
+	    !kb_is_tcp(fd))
 		return kb_real.listen(fd, backlog); /* armed: resolved */
 	return listen_tcp(fd, backlog, via, &ss, len);
 }

@@ -18,6 +18,9 @@
  *   kbt-calls udp connect|abort|listen
  *                                   connect() or listen() on UDP sockets, then
  *                                   the same on TCP ones
+ *   kbt-calls mptcp                 listen() on an MPTCP socket (a stream socket
+ *                                   that is not TCP), accept and close a
+ *                                   connection to it
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -395,6 +398,32 @@ static int do_udp(const char *mode)
 	return 0;
 }
 
+static int do_mptcp(void)
+{
+	struct sockaddr_in in = loopback(0);
+	socklen_t len = sizeof in;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 262 /* IPPROTO_MPTCP */);
+	if (l < 0) {
+		printf("mptcp unsupported %s\n", ename(errno));
+		return 0;
+	}
+	bind(l, (struct sockaddr *)&in, sizeof in);
+	report("mptcp-listen", "rc", listen(l, 5));
+	getsockname(l, (struct sockaddr *)&in, &len);
+	int peer = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 262);
+	report("mptcp-connect", "rc", connect(peer, (struct sockaddr *)&in, sizeof in));
+	int c = accept(l, NULL, NULL);
+	report("mptcp-close", "rc", close(c));
+	printf("peer ended %s\n", ended(peer, 1000) ? "yes" : "no");
+	/* and the other way round: the client's close */
+	int peer2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 262);
+	connect(peer2, (struct sockaddr *)&in, sizeof in);
+	int c2 = accept(l, NULL, NULL);
+	report("mptcp-close", "client", close(peer2));
+	printf("client's peer ended %s\n", ended(c2, 1000) ? "yes" : "no");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -408,6 +437,8 @@ int main(int argc, char **argv)
 		return do_vfork();
 	if (argc >= 3 && strcmp(argv[1], "udp") == 0)
 		return do_udp(argv[2]);
-	fprintf(stderr, "usage: kbt-calls dlopen LIB [global] | badconnect | badaccept | vfork | udp connect|abort|listen\n");
+	if (argc >= 2 && strcmp(argv[1], "mptcp") == 0)
+		return do_mptcp();
+	fprintf(stderr, "usage: kbt-calls dlopen LIB [global] | badconnect | badaccept | vfork | udp connect|abort|listen | mptcp\n");
 	return 2;
 }

@@ -301,12 +301,55 @@ Test(calls_hostile, udp_connect_does_not_abort)
 	kbt_log_free(&l);
 }
 
+Test(calls_hostile, udp_sockets_are_not_tracked)
+{
+	/* a close rule for outbound sockets: only the TCP one's close is
+	 * seen, and swallowed */
+	udp("connect", "rule keep\n  on close\n  role outbound\n  action leak\n");
+	only_tcp_injected("close");
+}
+
 Test(calls_hostile, udp_listen_gets_the_kernels_answer)
 {
 	char *out = udp("listen", "rule busy\n  on listen\n  action fail EADDRINUSE\n");
 	cr_assert(strstr(out, "udp-listen rc rc=-1 errno=EOPNOTSUPP\n"), "%s", out);
 	cr_assert(strstr(out, "tcp-listen rc rc=-1 errno=EADDRINUSE\n"), "%s", out);
 	only_tcp_injected("listen");
+}
+
+/* A stream socket that is not TCP (MPTCP; SCTP, where the kernel has it,
+ * is told apart the same way): no listen rule applies to it, and neither
+ * it nor its connections are tracked. */
+static void mptcp_case(const char *recipe, const char *listen_rc)
+{
+	char *out, *err;
+	const char *argv[] = { helper(), "mptcp", NULL };
+	cr_assert_eq(kbt_run(argv, under(recipe), true, 20000, &out, &err), 0, "%s", err);
+	if (strstr(out, "mptcp unsupported"))
+		cr_skip_test("this kernel has no MPTCP: %s", out);
+	cr_assert(strstr(out, listen_rc), "%s", out);
+	cr_assert(strstr(out, "mptcp-close rc rc=ok\n") && strstr(out, "\npeer ended yes\n"),
+		  "its connection is not kept open: %s", out);
+	cr_assert(strstr(out, "mptcp-close client rc=ok\n") && strstr(out, "client's peer ended yes\n"),
+		  "nor a client's: %s", out);
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 0);
+	kbt_log_free(&l);
+}
+
+Test(calls_hostile, mptcp_listen_is_not_failed)
+{
+	mptcp_case("rule busy\n  on listen\n  action fail EADDRINUSE\n", "mptcp-listen rc rc=ok\n");
+}
+
+Test(calls_hostile, mptcp_listeners_are_not_tracked)
+{
+	mptcp_case("rule keep\n  on close\n  role accepted\n  action leak\n", "mptcp-listen rc rc=ok\n");
+}
+
+Test(calls_hostile, mptcp_clients_are_not_tracked)
+{
+	mptcp_case("rule keep\n  on close\n  role outbound\n  action leak\n", "mptcp-connect rc rc=ok\n");
 }
 
 /* ---- 19: fclose at the descriptor limit -------------------------------- */
