@@ -67,9 +67,12 @@ __attribute__((noinline)) KB_HOT static int close_tallied(int fd, uint64_t head)
  * The fast path decides what most closes need, from one header load and
  * without a stack frame: an untracked descriptor, or a tracked one with
  * nothing to decide (a listener closed in a prefork server's children,
- * or after dup2()), goes to libc; the latter's entry is forgotten first.
- * That holds even inside the shim (guard.h): whoever closes it, the
- * number no longer refers to what was tracked.
+ * or after dup2()), goes to libc; the latter's entry is forgotten first -
+ * but not inside the shim (guard.h): a vfork child runs guarded
+ * (hook_vfork.c), and the entry it would forget is its parent's, for a
+ * descriptor the parent still has. A stale entry left by a guarded close
+ * of the shim's own (or a signal handler's) is one the table allows for
+ * (fdtable.h). The guard costs one thread-local load, on this path only.
  */
 KB_API KB_HOT int close(int fd)
 {
@@ -81,7 +84,8 @@ KB_API KB_HOT int close(int fd)
 		if (head == 0)
 			return kb_real.close(fd);
 		if (nothing_to_decide(head)) {
-			kb_fd_forget_fast(fd);
+			if (!kb_guarded())
+				kb_fd_forget_fast(fd);
 			return kb_real.close(fd);
 		}
 		if (rules_only(head))

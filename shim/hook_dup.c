@@ -52,7 +52,9 @@ static inline int pass_and_copy(int oldfd, int newfd, int flags, bool three)
  * behind the shim's back, which the table already allows for (fdtable.h).
  * False - the slow path - when newfd's entry must go first (it may be a
  * session, or the shim's own, to be moved away), and when oldfd is one
- * the host closed and the shim kept open, or the shim's own.
+ * the host closed and the shim kept open, or the shim's own. Inside the
+ * shim (guard.h) nothing is copied: the call is a pass-through there, and
+ * in a vfork child (hook_vfork.c) the table is its parent's.
  *
  * Inline, so that the exported functions keep no stack frame: the copy
  * before the call is what lets them jump to libc rather than call it.
@@ -69,7 +71,8 @@ __attribute__((always_inline)) static inline bool settled(int oldfd, int newfd, 
 		return true;
 	if (from & KB_HEAD_FLAG(KB_FD_LEAKED | KB_FD_OURS))
 		return false;
-	kb_fd_copy_into_empty(oldfd, newfd, from);
+	if (!kb_guarded())
+		kb_fd_copy_into_empty(oldfd, newfd, from);
 	return true;
 }
 

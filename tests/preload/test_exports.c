@@ -12,6 +12,9 @@ Test(exports, exactly_the_hooks)
 	static const char *const expected[] = {
 		"accept", "accept4", "close", "close_range", "closefrom", "connect", "dup2", "dup3",
 		"fclose", "kbfault_version", "listen", "shutdown", "syscall",
+#if defined(__x86_64__)
+		"vfork", /* hook_vfork.c: x86_64 only */
+#endif
 	};
 	char cmd[4200], name[256], type[8];
 	unsigned long long addr;
