@@ -72,6 +72,30 @@ void kb_mark_peer(const struct kb_site *site, const struct kb_verdict *v)
 	kb_log_mark(site, v, until, stored);
 }
 
+/* The rules a hook carries out itself, having been handed the verdict. */
+static bool deciding(enum kb_action a)
+{
+	return a != KB_ACT_PASS && a != KB_ACT_STALL && a != KB_ACT_ABORT;
+}
+
+/* Writes v's line, after the hook's preparation if it has one. */
+static void log_inject(const struct kb_site *site, const struct kb_verdict *v, const struct kb_effect *effect,
+		       const struct kb_prepare *prepare)
+{
+	if (prepare && deciding(v->rule->action)) {
+		struct kb_site s = *site;
+		struct kb_effect e = *effect;
+		prepare->fn(v, &s, &e, prepare->ctx);
+		kb_log_inject(&s, v, &e);
+		return;
+	}
+	kb_log_inject(site, v, effect);
+}
+
+static inline __attribute__((always_inline)) const struct kb_verdict *
+inject(const struct kb_site *site, uint16_t lport, struct kb_verdict verdicts[KB_VERDICTS_MAX],
+       const struct kb_effect *effect, uint32_t counted, const struct kb_prepare *prepare);
+
 const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 				   struct kb_verdict verdicts[KB_VERDICTS_MAX],
 				   const struct kb_effect *effect)
@@ -79,9 +103,23 @@ const struct kb_verdict *kb_inject(const struct kb_site *site, uint16_t lport,
 	return kb_inject_from(site, lport, verdicts, effect, 0);
 }
 
+const struct kb_verdict *kb_inject_prepared(const struct kb_site *site, uint16_t lport,
+					    struct kb_verdict verdicts[KB_VERDICTS_MAX],
+					    const struct kb_effect *effect, const struct kb_prepare *prepare)
+{
+	return inject(site, lport, verdicts, effect, 0, prepare);
+}
+
 KB_HOT const struct kb_verdict *kb_inject_from(const struct kb_site *site, uint16_t lport,
 					       struct kb_verdict verdicts[KB_VERDICTS_MAX],
 					       const struct kb_effect *effect, uint32_t counted)
+{
+	return inject(site, lport, verdicts, effect, counted, NULL);
+}
+
+static inline __attribute__((always_inline)) const struct kb_verdict *
+inject(const struct kb_site *site, uint16_t lport, struct kb_verdict verdicts[KB_VERDICTS_MAX],
+       const struct kb_effect *effect, uint32_t counted, const struct kb_prepare *prepare)
 {
 	static const struct kb_clock clock = { kb_since_start_ns, NULL };
 	struct kb_event ev = { site->call, site->role, lport, site->peer };
@@ -108,7 +146,7 @@ KB_HOT const struct kb_verdict *kb_inject_from(const struct kb_site *site, uint1
 		 * failures it causes, not every connection it counts. */
 		bool injects = !(r->action == KB_ACT_PASS && r->delay_ns == 0) && r->action != KB_ACT_SESSIONS;
 		if (injects)
-			kb_log_inject(site, v, effect ? effect : &none);
+			log_inject(site, v, effect ? effect : &none, prepare);
 		if (r->delay_ns)
 			sleep_for(r->delay_ns, &slept);
 		switch (r->action) {

@@ -36,6 +36,22 @@ const struct kb_verdict *kb_inject_from(const struct kb_site *site, uint16_t lpo
  * it; nothing for a close of a copy that ends no connection. */
 void kb_mark_peer(const struct kb_site *site, const struct kb_verdict *v);
 
+/* A hook's own part of an action, done before the action's line is
+ * written so that the line says what was done (fclose()'s leak makes the
+ * copy of the socket that stays open: the line names it, or says why
+ * there is none). Called for the rule that decides the call - not for a
+ * pass, a stall or an abort, which kb_inject carries out itself - with
+ * copies of the site and the effect, which the line is then written from. */
+struct kb_prepare {
+	void (*fn)(const struct kb_verdict *v, struct kb_site *site, struct kb_effect *effect, void *ctx);
+	void *ctx;
+};
+
+/* kb_inject(), with `prepare` run before the deciding rule's line. */
+const struct kb_verdict *kb_inject_prepared(const struct kb_site *site, uint16_t lport,
+					    struct kb_verdict verdicts[KB_VERDICTS_MAX],
+					    const struct kb_effect *effect, const struct kb_prepare *prepare);
+
 /* Closes fd so the peer gets a TCP reset rather than a FIN. */
 void kb_close_with_reset(int fd);
 

@@ -5,11 +5,16 @@
  * The FILE itself is always freed - keeping it would leak memory the host
  * can never reclaim and change nothing on the wire. To keep the connection
  * from being released, the socket is first duplicated onto another
- * descriptor that stays open, tracked as leaked.
+ * descriptor that stays open, tracked as leaked. That copy is made before
+ * the leak is logged (act.h: kb_inject_prepared), so the line names the
+ * descriptor kept; at the descriptor limit there is none to make, the
+ * stream's socket is closed after all, and the line says so ("effect":
+ * "none", with the reason).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "act.h"
 #include "conn.h"
@@ -25,6 +30,30 @@ static int pass(FILE *fp)
 		return kb_real.fclose(fp);
 	errno = ENOSYS; /* only while symbols are being resolved */
 	return EOF;
+}
+
+/* A leak's copy of the stream's socket, made before the line is written. */
+struct keep {
+	int fd, kept;
+	char reason[96];
+};
+
+static void keep_copy(const struct kb_verdict *v, struct kb_site *site, struct kb_effect *effect, void *ctx)
+{
+	struct keep *k = ctx;
+
+	if (v->rule->action != KB_ACT_LEAK)
+		return;
+	int fdflags = fcntl(k->fd, F_GETFD);
+	k->kept = fcntl(k->fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+	if (k->kept >= 0) {
+		site->fd = k->kept;
+		return;
+	}
+	snprintf(k->reason, sizeof k->reason, "no copy of the socket could be kept (%s): fclose() closed it",
+		 strerrorname_np(errno) ? strerrorname_np(errno) : "error");
+	effect->effect = "none";
+	effect->reason = k->reason;
 }
 
 static int fclose_slow(FILE *fp)
@@ -53,16 +82,15 @@ static int fclose_slow(FILE *fp)
 		return pass(fp);
 	}
 
-	struct kb_site site = { .call = KB_CALL_CLOSE, .via = "fclose", .fd = fd, .role = info.role, .peer = &info.peer };
+	struct kb_site site = { .call = KB_CALL_CLOSE, .via = "fclose", .fd = fd, .role = info.role,
+				.peer = &info.peer };
 	site.copy = !end;
-	const struct kb_verdict *d = kb_inject(&site, info.lport, v, NULL);
-	if (d && d->rule->action == KB_ACT_LEAK) {
-		int fdflags = fcntl(fd, F_GETFD);
-		int kept = fcntl(fd, fdflags >= 0 && (fdflags & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
-		if (kept >= 0) {
-			kb_fd_copy(fd, kept);
-			kb_fd_mark(kept, KB_FD_LEAKED);
-		}
+	struct keep keep = { fd, -1, "" };
+	struct kb_prepare prepare = { keep_copy, &keep };
+	const struct kb_verdict *d = kb_inject_prepared(&site, info.lport, v, NULL, &prepare);
+	if (d && d->rule->action == KB_ACT_LEAK && keep.kept >= 0) {
+		kb_fd_copy(fd, keep.kept);
+		kb_fd_mark(keep.kept, KB_FD_LEAKED);
 	}
 	if (d && d->rule->action == KB_ACT_RESET) {
 		struct linger lg = { 1, 0 };
