@@ -4,7 +4,9 @@
  * Everything that can be checked before the command starts is checked
  * here (the recipe parses, the seed is a number, the log can be opened),
  * so a mistake is reported once, by kbfault, with exit status 125, rather
- * than by every process of the command. Then kbfault becomes the command
+ * than by every process of the command. Parameters are checked as the
+ * library will see them: the KBFAULT_SET it is handed, read back with the
+ * library's own reader. Then kbfault becomes the command
  * (execvp): its exit status and signals are the command's own.
  */
 #include <errno.h>
@@ -100,8 +102,22 @@ int kb_cmd_run(int argc, char **argv)
 		kb_cli_error("%s", msg);
 		return KB_EXIT_RUN_SETUP;
 	}
+	/* What the library will read: KBFAULT_SET as written below, read back
+	 * with the library's own reader, and the recipe checked with that */
+	char set_list[KB_MAX_PARAMS * 600];
+	struct kb_overrides as_read;
+	kb_overrides_init(&as_read, "--set");
+	if (kb_overrides_format(&ov, set_list, sizeof set_list) < 0) {
+		kb_cli_error("--set: the parameters do not fit in KBFAULT_SET");
+		return KB_EXIT_RUN_SETUP;
+	}
+	if (kb_overrides_add_list(&as_read, set_list, &d) < 0) {
+		kb_diag_format(&d, msg, sizeof msg);
+		kb_cli_error("%s", msg);
+		return KB_EXIT_RUN_SETUP;
+	}
 	struct kb_recipe r;
-	if (kb_recipe_load(path, &ov, &r, &d) < 0) {
+	if (kb_recipe_load(path, &as_read, &r, &d) < 0) {
 		kb_diag_format(&d, msg, sizeof msg);
 		kb_cli_error("%s", msg);
 		return KB_EXIT_RUN_SETUP;
@@ -161,12 +177,6 @@ int kb_cmd_run(int argc, char **argv)
 	if (preload == NULL)
 		return KB_EXIT_RUN_SETUP;
 	snprintf(preload, plen, "%s%s%s", lib, old && old[0] ? ":" : "", old ? old : "");
-
-	char set_list[KB_MAX_PARAMS * 320] = "";
-	size_t used = 0;
-	for (size_t i = 0; i < ov.n; i++)
-		kb_append(set_list, sizeof set_list, &used, "%s%s=%s", i ? "," : "", ov.item[i].name,
-			  ov.item[i].value);
 
 	setenv("LD_PRELOAD", preload, 1);
 	setenv("KBFAULT_RECIPE", abs, 1);

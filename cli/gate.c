@@ -555,16 +555,19 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 	close(lfd);
 
 	/* the server's environment: ours, with the shim armed */
-	char v_preload[PATH_MAX + 4200], v_recipe[PATH_MAX + 20], v_log[PATH_MAX + 16], v_seed[64], v_set[KB_MAX_PARAMS * 320];
+	char v_preload[PATH_MAX + 4200], v_recipe[PATH_MAX + 20], v_log[PATH_MAX + 16], v_seed[64], v_set[KB_MAX_PARAMS * 600];
 	const char *old = getenv("LD_PRELOAD");
 	snprintf(v_preload, sizeof v_preload, "LD_PRELOAD=%s%s%s", lib, old && old[0] ? ":" : "", old ? old : "");
 	snprintf(v_recipe, sizeof v_recipe, "KBFAULT_RECIPE=%s", abs);
 	snprintf(v_log, sizeof v_log, "KBFAULT_LOG=%s", res->log);
 	snprintf(v_seed, sizeof v_seed, "KBFAULT_SEED=%s", g->seed);
-	size_t used = 0;
-	kb_append(v_set, sizeof v_set, &used, "KBFAULT_SET=");
-	for (size_t i = 0; i < g->ov.n; i++)
-		kb_append(v_set, sizeof v_set, &used, "%s%s=%s", i ? "," : "", g->ov.item[i].name, g->ov.item[i].value);
+	/* quoted where a value needs it, so the library reads back each value
+	 * as given (recipe.h) */
+	memcpy(v_set, "KBFAULT_SET=", 12);
+	if (kb_overrides_format(&g->ov, v_set + 12, sizeof v_set - 12) < 0) {
+		say(res, "set: the parameters do not fit in KBFAULT_SET");
+		return;
+	}
 	const char *server_extra[6] = { v_preload, v_recipe, v_log, NULL, NULL, NULL };
 	size_t k = 3;
 	if (g->seed[0])

@@ -32,8 +32,15 @@ void kb_overrides_init(struct kb_overrides *ov, const char *origin);
 /* Adds one NAME=VALUE; a later one for the same NAME replaces it. */
 int kb_overrides_add(struct kb_overrides *ov, const char *assignment, struct kb_diag *err);
 
-/* Adds a list of NAME=VALUE separated by commas or blanks. */
+/* Adds a list of NAME=VALUE separated by commas or blanks (KBFAULT_SET).
+ * A value may be double-quoted, to hold blanks and commas; inside the
+ * quotes \" and \\ stand for " and \, as in a recipe. */
 int kb_overrides_add_list(struct kb_overrides *ov, const char *list, struct kb_diag *err);
+
+/* Writes ov as a list kb_overrides_add_list reads back as it is, quoting
+ * the values that need it: what `kbfault run` puts in KBFAULT_SET.
+ * Returns 0, or -1 if it does not fit in len bytes. */
+int kb_overrides_format(const struct kb_overrides *ov, char *buf, size_t len);
 
 /* Parses `text` (len bytes, NUL-terminated, modified in place) as the
  * recipe file `path`. `ov` may be NULL. On failure *out is left empty

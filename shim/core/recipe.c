@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "kbfault/addr.h"
+#include "kbfault/decide.h"
 #include "kbfault/errnos.h"
 #include "kbfault/mem.h"
 #include "kbfault/prng.h"
@@ -43,6 +44,7 @@ struct parser {
 	struct kb_overrides *ov;
 	struct kb_diag *err;
 	struct kb_rule *rule;           /* the stanza being read, or NULL */
+	unsigned rule_col;              /* the column of its `rule` keyword */
 	struct pos seen[K_COUNT];       /* first line/col of each key in it */
 	size_t cap;                     /* allocated rules */
 	const char *origin[KB_TOKENS_MAX]; /* parameter a token was expanded from */
@@ -133,26 +135,78 @@ int kb_overrides_add(struct kb_overrides *ov, const char *assignment, struct kb_
 	return 0;
 }
 
+/* Separates the items of a list. */
+static bool list_sep(char c)
+{
+	return c == ',' || c == ' ' || c == '\t' || c == '\n';
+}
+
 int kb_overrides_add_list(struct kb_overrides *ov, const char *list, struct kb_diag *err)
 {
 	char item[KB_NAME_MAX + 260];
 	const char *p = list;
 
 	while (*p) {
-		while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n')
+		while (list_sep(*p))
 			p++;
 		if (*p == '\0')
 			break;
-		size_t n = strcspn(p, ", \t\n");
-		if (n >= sizeof item)
-			return kb_diag_set(err, "", 0, 0, "%s: item too long: %.40s...", ov->origin, p);
-		memcpy(item, p, n);
+		const char *start = p;
+		size_t n = 0;
+		bool value = false;
+		while (*p && !list_sep(*p)) {
+			if (n + 1 >= sizeof item)
+				return kb_diag_set(err, "", 0, 0, "%s: item too long: %.40s...", ov->origin, start);
+			char c = *p++;
+			item[n++] = c;
+			if (c != '=' || value)
+				continue;
+			value = true;
+			if (*p != '"')
+				continue;
+			/* a quoted value: blanks and commas are its own, and \"
+			 * and \\ stand for " and \, as in a recipe */
+			for (p++;; p++) {
+				if (*p == '\0')
+					return kb_diag_set(err, "", 0, 0, "%s: unterminated quote in '%.40s'", ov->origin,
+							   start);
+				if (*p == '"')
+					break;
+				if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+					p++;
+				if (n + 1 >= sizeof item)
+					return kb_diag_set(err, "", 0, 0, "%s: item too long: %.40s...", ov->origin,
+							   start);
+				item[n++] = *p;
+			}
+			p++;
+			if (*p && !list_sep(*p))
+				return kb_diag_set(err, "", 0, 0, "%s: expected a comma or a blank after the quoted value in '%.40s'",
+						   ov->origin, start);
+		}
 		item[n] = '\0';
 		if (kb_overrides_add(ov, item, err) < 0)
 			return -1;
-		p += n;
 	}
 	return 0;
+}
+
+int kb_overrides_format(const struct kb_overrides *ov, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	for (size_t i = 0; i < ov->n; i++) {
+		const char *v = ov->item[i].value;
+		bool quote = v[0] == '"' || strpbrk(v, ", \t\n\\\"") != NULL;
+		kb_append(buf, len, &used, "%s%s=%s", i ? "," : "", ov->item[i].name, quote ? "\"" : "");
+		for (const char *c = v; quote && *c; c++)
+			kb_append(buf, len, &used, "%s%c", *c == '"' || *c == '\\' ? "\\" : "", *c);
+		kb_append(buf, len, &used, "%s", quote ? "\"" : v);
+	}
+	return used >= len - 1 ? -1 : 0;
 }
 
 /* ---- parameter expansion ---------------------------------------------- */
@@ -616,6 +670,71 @@ static const char *const header_keys[] = { "recipe", "about", "seed", "set", "ru
 
 /* ---- stanza handling --------------------------------------------------- */
 
+/* The roles a rule on close or shutdown can act on (plan.c indexes it the
+ * same way): those it names, else every tracked one; never a listener's
+ * for a rule about peers, which a listener has none of. */
+static uint32_t close_roles(const struct kb_rule *r)
+{
+	uint32_t roles = r->roles ? r->roles
+				  : (1u << KB_ROLE_LISTENING) | (1u << KB_ROLE_ACCEPTED) | (1u << KB_ROLE_OUTBOUND);
+	if (r->npeers || r->has_peer_port || r->peer_marked != KB_MARKED_ANY)
+		roles &= ~(1u << KB_ROLE_LISTENING);
+	return roles;
+}
+
+/* Can rules a and b both fire on one call? As far as the recipe tells:
+ * a call both are on, in the same accept phase or for a role both act
+ * on, and ports both cover. Programs and peers are not told apart (a
+ * process has two names; CIDRs overlap), so this may say yes where they
+ * never meet. */
+static bool may_fire_together(const struct kb_rule *a, const struct kb_rule *b)
+{
+	uint32_t calls = a->calls & b->calls;
+
+	if (calls & (1u << KB_CALL_ACCEPT) &&
+	    kb_rule_accept_before_dequeue(a) != kb_rule_accept_before_dequeue(b))
+		calls &= ~(1u << KB_CALL_ACCEPT);
+	uint32_t close_like = (1u << KB_CALL_CLOSE) | (1u << KB_CALL_SHUTDOWN);
+	if ((calls & close_like) && !(close_roles(a) & close_roles(b)))
+		calls &= ~close_like;
+	if (calls == 0)
+		return false;
+	if (a->has_port && b->has_port && (a->port.hi < b->port.lo || b->port.hi < a->port.lo))
+		return false;
+	return true;
+}
+
+/*
+ * A call runs at most KB_VERDICTS_MAX rules that fire (decide.h): the
+ * pass rules (a delay or a mark, after which later rules still apply)
+ * and the one that decides. A rule with that many pass rules before it
+ * that can fire on the same call would be skipped whenever they all do,
+ * while `kbfault check` listed it; so it is refused here.
+ */
+static int reachable(struct parser *p)
+{
+	const struct kb_rule *r = p->rule;
+	const struct kb_recipe *rc = p->r;
+	size_t before = 0, first = 0;
+
+	if (!r->enabled)
+		return 0;
+	for (size_t i = 0; i + 1 < rc->nrules; i++) {
+		const struct kb_rule *q = &rc->rules[i];
+		if (!q->enabled || q->action != KB_ACT_PASS || !may_fire_together(q, r))
+			continue;
+		if (before++ == 0)
+			first = i;
+	}
+	if (before < KB_VERDICTS_MAX)
+		return 0;
+	return kb_diag_set(p->err, p->path, r->line, p->rule_col,
+			   "rule '%s' would be skipped whenever the %zu pass rules before it on the same calls fire "
+			   "(delay or mark-peer only, from '%s' on): at most %d rules fire on one call; merge some of "
+			   "them, or move '%s' above them",
+			   r->name, before, rc->rules[first].name, KB_VERDICTS_MAX, r->name);
+}
+
 static int rule_check(struct parser *p)
 {
 	struct kb_rule *r = p->rule;
@@ -688,7 +807,7 @@ static int rule_check(struct parser *p)
 				   "a session model counts for the whole process tree (a server and the workers it forks keep one count): drop `counters process`");
 	if (r->action == KB_ACT_SESSIONS && !s[K_SESS_MISCOUNT].line)
 		r->sess_miscount = 1; /* the article's bug: one per request */
-	return 0;
+	return reachable(p);
 }
 
 static int rule_begin(struct parser *p, const struct kb_line *ln)
@@ -728,6 +847,7 @@ static int rule_begin(struct parser *p, const struct kb_line *ln)
 	r->scope = KB_SCOPE_PROCESS;
 	p->r->nrules++;
 	p->rule = r;
+	p->rule_col = ln->tok[0].col;
 	memset(p->seen, 0, sizeof p->seen);
 	return 0;
 }
