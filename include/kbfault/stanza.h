@@ -11,8 +11,11 @@
  *
  * The text is checked before anything is tokenised: it must be UTF-8 with
  * no control bytes other than tab and the line ends, and no line may be
- * longer than KB_LINE_MAX bytes, so binary garbage gets one clear message
- * at its first bad byte.
+ * longer than KB_LINE_MAX bytes (its end, LF or CRLF, not counted), so
+ * binary garbage gets one clear message at its first bad byte.
+ *
+ * Columns in messages count characters (Unicode code points), from 1, as
+ * an editor shows them; a tab is one character.
  */
 #ifndef KBFAULT_STANZA_H
 #define KBFAULT_STANZA_H
@@ -28,7 +31,7 @@
 
 struct kb_token {
 	char *text;     /* NUL-terminated, quotes and escapes removed */
-	unsigned col;   /* 1-based column of the token's first byte */
+	unsigned col;   /* 1-based column (in characters) where the token starts */
 	bool quoted;
 };
 
@@ -50,6 +53,10 @@ int kb_text_check(const char *file, const char *text, size_t len, struct kb_diag
  * comment gives ntok == 0. */
 int kb_line_split(const char *file, unsigned lineno, char *line, struct kb_line *out,
 		  struct kb_diag *err);
+
+/* The column of byte k of a token's text as kb_line_split left it (quotes
+ * and escapes removed): where that character is in the line. */
+unsigned kb_token_col(const struct kb_token *t, size_t k);
 
 /* Walks a checked text line by line: returns the next line (NUL-terminated
  * in place, "\r\n" handled) and advances *pos, or NULL at the end. */

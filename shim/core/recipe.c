@@ -241,7 +241,7 @@ static int expand_line(struct parser *p, struct kb_line *ln)
 				out[o++] = *c++;
 				continue;
 			}
-			unsigned col = ln->tok[i].col + (unsigned)(c - s) + (ln->tok[i].quoted ? 1 : 0);
+			unsigned col = kb_token_col(&ln->tok[i], (size_t)(c - s));
 			if (c[1] == '$') {
 				if (used + o + 1 >= EXPAND_MAX)
 					goto too_long;
@@ -253,9 +253,12 @@ static int expand_line(struct parser *p, struct kb_line *ln)
 			const char *q = c + (braced ? 2 : 1);
 			while ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
 			       (*q >= '0' && *q <= '9') || *q == '_') {
-				if (n + 1 < sizeof name)
-					name[n++] = *q;
-				q++;
+				/* a longer name is no parameter's: never cut it to
+				 * one that might be */
+				if (n + 1 == sizeof name)
+					return kb_diag_set(p->err, p->path, ln->lineno, col,
+							   "parameter name longer than %zu characters", sizeof name - 1);
+				name[n++] = *q++;
 			}
 			name[n] = '\0';
 			if (n == 0 || (braced && *q != '}'))

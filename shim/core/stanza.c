@@ -118,9 +118,7 @@ int kb_text_check(const char *file, const char *text, size_t len, struct kb_diag
 			p++;
 			continue;
 		}
-		if (++line_bytes > KB_LINE_MAX)
-			return kb_diag_set(err, file, line, col,
-					   "line is longer than %d bytes", KB_LINE_MAX);
+		/* the CR of a CRLF is part of the line's end, as the LF is */
 		if (c == '\r' && (p + 1 == end || p[1] == '\n')) {
 			p++;
 			continue;
@@ -134,7 +132,11 @@ int kb_text_check(const char *file, const char *text, size_t len, struct kb_diag
 		if (n == 0)
 			return kb_diag_set(err, file, line, col,
 					   "invalid UTF-8 byte 0x%02x (is this a text file?)", c);
-		line_bytes += n - 1;
+		/* every byte of the character counts, its last one too */
+		line_bytes += n;
+		if (line_bytes > KB_LINE_MAX)
+			return kb_diag_set(err, file, line, col,
+					   "line is longer than %d bytes", KB_LINE_MAX);
 		p += n;
 		col++;
 	}
@@ -161,10 +163,42 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Columns count characters (stanza.h), and a line is rewritten in place
+ * as it is split: so the count is kept as the scan goes, over bytes not
+ * yet rewritten. `at` is how far it has got. */
+struct cols {
+	const char *at;
+	unsigned col;
+};
+
+static unsigned col_of(struct cols *c, const char *p)
+{
+	for (; c->at < p; c->at++)
+		if (((unsigned char)*c->at & 0xc0) != 0x80) /* not a continuation byte */
+			c->col++;
+	return c->col;
+}
+
+unsigned kb_token_col(const struct kb_token *t, size_t k)
+{
+	unsigned col = t->col + (t->quoted ? 1 : 0);
+
+	for (size_t i = 0; i < k && t->text[i]; i++) {
+		unsigned char b = (unsigned char)t->text[i];
+		if ((b & 0xc0) != 0x80)
+			col++;
+		/* in a quoted value, every " and \ was written with a \ */
+		if (t->quoted && (b == '"' || b == '\\'))
+			col++;
+	}
+	return col;
+}
+
 int kb_line_split(const char *file, unsigned lineno, char *line, struct kb_line *out,
 		  struct kb_diag *err)
 {
 	char *p = line;
+	struct cols c = { line, 1 };
 
 	out->lineno = lineno;
 	out->ntok = 0;
@@ -174,18 +208,20 @@ int kb_line_split(const char *file, unsigned lineno, char *line, struct kb_line 
 		if (*p == '\0' || *p == '#')
 			return 0;
 		if (out->ntok == KB_TOKENS_MAX)
-			return kb_diag_set(err, file, lineno, (unsigned)(p - line) + 1,
+			return kb_diag_set(err, file, lineno, col_of(&c, p),
 					   "more than %d values on one line", KB_TOKENS_MAX);
 
 		struct kb_token *t = &out->tok[out->ntok++];
-		t->col = (unsigned)(p - line) + 1;
+		t->col = col_of(&c, p);
 		t->quoted = false;
 		if (*p == '"') {
-			/* unescape in place: w trails r */
+			/* unescape in place: w trails r, and the column count
+			 * keeps up with r, ahead of every byte w rewrites */
 			char *r = p + 1, *w = p;
 			t->quoted = true;
 			t->text = w;
 			for (;;) {
+				col_of(&c, r);
 				if (*r == '\0')
 					return kb_diag_set(err, file, lineno, t->col,
 							   "unterminated quoted value (expected a closing \")");
@@ -193,8 +229,7 @@ int kb_line_split(const char *file, unsigned lineno, char *line, struct kb_line 
 					break;
 				if (*r == '\\') {
 					if (r[1] != '"' && r[1] != '\\')
-						return kb_diag_set(err, file, lineno,
-								   (unsigned)(r - line) + 1,
+						return kb_diag_set(err, file, lineno, c.col,
 								   "unknown escape \\%c (only \\\" and \\\\ are allowed)",
 								   r[1] ? r[1] : ' ');
 					r++;
@@ -203,18 +238,20 @@ int kb_line_split(const char *file, unsigned lineno, char *line, struct kb_line 
 			}
 			r++; /* past the closing quote */
 			if (*r != '\0' && !is_blank(*r))
-				return kb_diag_set(err, file, lineno, (unsigned)(r - line) + 1,
+				return kb_diag_set(err, file, lineno, col_of(&c, r),
 						   "expected a blank after the closing quote");
+			col_of(&c, r);
 			*w = '\0';
 			p = *r ? r + 1 : r;
 		} else {
 			t->text = p;
 			while (*p && !is_blank(*p)) {
 				if (*p == '"')
-					return kb_diag_set(err, file, lineno, (unsigned)(p - line) + 1,
+					return kb_diag_set(err, file, lineno, col_of(&c, p),
 							   "a quote may only start a value");
 				p++;
 			}
+			col_of(&c, p);
 			if (*p)
 				*p++ = '\0';
 		}
