@@ -22,6 +22,12 @@
  * sanitizer's wrapper, which must see the call), or makes the system call
  * itself if none has been resolved yet.
  *
+ * The two words are the calling thread's, and only one vfork() of that
+ * thread can be in them at a time: a vfork() made by the child itself
+ * before it execs, or by a signal handler that interrupted this one,
+ * would overwrite them - neither is allowed of a program (POSIX lets a
+ * vfork child only exec or _exit, and vfork() is not async-signal-safe).
+ *
  * x86_64 only. Elsewhere vfork() is not interposed, and a vfork child's
  * hooks still act on its parent's state (README, Limits).
  */
