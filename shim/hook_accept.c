@@ -268,7 +268,9 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 		errno = saved;
 		int c = pass(fd, a, al, flags, four);
 		if (c < 0) {
-			if (queue && errno == EINVAL && wait_paused(fd))
+			/* EINVAL from a listener the queue paused meanwhile; one
+			 * the host shut down itself reports it */
+			if (queue && errno == EINVAL && kb_queue_paused(fd) && wait_paused(fd))
 				continue;
 			return -1;
 		}

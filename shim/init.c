@@ -320,6 +320,7 @@ static void init(void)
 	if (kb_plan_wants(&kb_shim.plan, KB_CALL_CONNECT, KB_ROLE_OUTBOUND))
 		kb_sinks_open();
 	kb_conn_init();
+	kb_queue_init(&kb_shim.recipe); /* shared with forks, so before any */
 	pthread_atfork(NULL, NULL, atfork_child);
 
 	kb_log_start(false);

@@ -1,10 +1,10 @@
 /*
- * proc.h - is another process of the tree still there?
+ * proc.h - is another process still there?
  *
- * State the shim shares across a process tree (connections held by
- * several processes, a listener paused by one) must not die with the
- * process that holds it: whoever looks next asks whether that process is
- * still alive, and takes over when it is not.
+ * State kept in memory shared by a process tree (a paused listener, a
+ * session) can outlive the process that holds it: a worker that crashes,
+ * or exits at its connection limit. Whoever finds such state asks here
+ * whether its holder is alive, and takes it over if not.
  */
 #ifndef KBFAULT_PROC_H
 #define KBFAULT_PROC_H
@@ -12,9 +12,12 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Is pid a running process? A zombie (exited, not yet reaped by its
- * parent) is not: it holds no descriptor any more. A few system calls;
- * errno is left alone. */
+/* Is pid a process (or a thread id: a thread) that can still run? A
+ * zombie (exited, not yet reaped by its parent) is not, though kill(pid,
+ * 0) would say it is: the state is read from /proc/PID/stat (a zombie
+ * leader whose other threads run is alive), falling back to kill(pid, 0)
+ * only where /proc cannot answer. System calls only: no hook, no cancellation point, no
+ * allocation, errno left alone - safe under the shim's own locks. */
 bool kb_proc_alive(pid_t pid);
 
 #endif

@@ -21,10 +21,20 @@
  *         (ECONNREFUSED). The host's accept() calls are served from the
  *         shim's queue - a paused listener polls readable, so event loops
  *         keep calling - and when it is empty the listener listens again.
- *         Accept never spins: a paused listener always has connections
- *         waiting in the process that paused it. Another process sharing
- *         the listener (a prefork server's sibling) waits briefly and gets
- *         EAGAIN instead of spinning on EINVAL.
+ *         The connections taken are descriptors of the process that paused
+ *         the listener, so only it can hand them out; another process
+ *         sharing the listener (a prefork server's sibling) waits briefly
+ *         and gets EAGAIN instead of spinning on EINVAL. Whether a
+ *         listener is paused, and by whom, is shared by a process and its
+ *         forks: if the pausing process is gone (it crashed, or a worker
+ *         exited at its connection limit), the next process to accept on
+ *         the listener resumes it.
+ *
+ *         A listener bound to port 0 loses its port when it pauses, and
+ *         connections accepted from it keep the port taken unless the
+ *         listener had SO_REUSEADDR when they arrived: refuse mode sets
+ *         it on the listener when it starts listening, so it can be bound
+ *         back to its port.
  */
 #ifndef KBFAULT_QUEUE_H
 #define KBFAULT_QUEUE_H
@@ -33,6 +43,11 @@
 #include <sys/socket.h>
 
 #include "kbfault/decide.h"
+#include "kbfault/recipe.h"
+
+/* Start-up, before any fork: the table of pause states a process shares
+ * with its forks, if the recipe has queues in reset or refuse mode. */
+void kb_queue_init(const struct kb_recipe *recipe);
 
 /* listen() succeeded on fd under a queue rule (reset or refuse mode);
  * `backlog` is what the host asked for, `bound` its local address. */
@@ -50,7 +65,13 @@ enum kb_queue_take {
  * out from the shim's queue. */
 enum kb_queue_take kb_queue_take(int fd, int flags, bool nonblocking_listener, int *conn, const char *via);
 
-/* After fork: locks held by threads that do not exist in the child. */
+/* Is listener fd paused by the emulated queue (by any process sharing
+ * it)? Then it is shut down on purpose, and will listen again. */
+bool kb_queue_paused(int fd);
+
+/* After fork: the per-process lock may have been held by a thread that
+ * does not exist in the child, and the connections held for a paused
+ * listener are the parent's to hand out. */
 void kb_queue_atfork_child(void);
 
 #endif

@@ -1,0 +1,140 @@
+/* The emulated accept queue (queue N reset|refuse) in hosts that are hard
+ * on it: acceptor threads cancelled at any moment, and prefork servers
+ * whose workers exit while they hold the paused queue. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static const char *logpath(void)
+{
+	static char log[600];
+	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
+	return log;
+}
+
+static const char **under(const char *recipe)
+{
+	static char env_recipe[700], env_log[700];
+	static const char *env[3];
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	env[0] = env_recipe;
+	env[1] = env_log;
+	env[2] = NULL;
+	return env;
+}
+
+/* 1,000 rounds, each cancelling one of four acceptors while a burst of
+ * clients keeps the queue's drain busy: a thread cancelled inside it
+ * must not leave it locked (the others would spin and never be joined).
+ * Without the fix one round in a hundred or so catches it. */
+static void cancel_rounds(const char *mode)
+{
+	char recipe[200], *out, *err;
+	snprintf(recipe, sizeof recipe, "rule q\n  on listen\n  action queue 2 %s\n", mode);
+	const char *san = getenv("KB_SANITIZER");
+	const char *rounds = san && strcmp(san, "valgrind") == 0 ? "100" : "1000";
+	const char *argv[] = { kbt_build("helpers/kbt-acceptors"), rounds, NULL };
+	int rc = kbt_run(argv, under(recipe), true, 100000, &out, &err);
+	cr_assert_eq(rc, 0, "rc %d: %s %s", rc, out, err);
+	cr_assert(strstr(out, "rounds ok"), "%s", out);
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_gt(kbt_log_count(&l, "event", "inject", "effect", "reset", NULL), 100, "the queue was busy");
+	kbt_log_free(&l);
+}
+
+Test(queue, cancelled_acceptors_leave_no_lock_held_reset, .timeout = 150)
+{
+	cancel_rounds("reset");
+}
+
+Test(queue, cancelled_acceptors_leave_no_lock_held_refuse, .timeout = 150)
+{
+	cancel_rounds("refuse");
+}
+
+static int prefork(struct kbt_proc *p, const char *workers, const char *max, const char *reap, const char *wait_ms,
+		   const char *recipe)
+{
+	kbt_spawn(p, (const char *[]){ kbt_build("helpers/kbt-prefork"), workers, max, reap, wait_ms, NULL }, under(recipe),
+		  true);
+	return kbt_port_of(kbt_line(p, 5000));
+}
+
+/* the pid of the log's first line with event=inject and effect=`effect` */
+static const char *pid_of(const struct kbt_log *l, const char *effect)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		const char *e = kb_json_str(&l->line[i], "effect");
+		if (e && strcmp(e, effect) == 0)
+			return kb_json_str(&l->line[i], "pid");
+	}
+	return NULL;
+}
+
+/* Twelve clients queue up before the workers start; the first worker to
+ * accept pauses the listener with two of them in its queue, serves one,
+ * and exits at its limit of one connection, holding the other. Later
+ * clients must be served by the others, who resume the listener. */
+static void pauser_exits(const char *workers, const char *reap, int later)
+{
+	struct kbt_proc srv;
+	char *out;
+	int port = prefork(&srv, workers, "1", reap, "500", "rule q\n  on listen\n  action queue 2 refuse\n");
+	free(kbt_client(port, 12, 12, 3000));
+	char *res = kbt_client(port, later, 1, 3000);
+	kill(srv.pid, SIGTERM);
+	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0, "%s", out);
+	struct kbt_log l = kbt_log_read(logpath());
+	const char *paused = pid_of(&l, "pause");
+	cr_assert_not_null(paused, "the burst paused the listener");
+	size_t by_other = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		const char *e = kb_json_str(&l.line[i], "effect"), *why = kb_json_str(&l.line[i], "reason");
+		if (e && strcmp(e, "resume") == 0 && why && strstr(why, "is gone") &&
+		    strcmp(kb_json_str(&l.line[i], "pid"), paused) != 0)
+			by_other++;
+	}
+	cr_assert_geq(by_other, 1, "another process resumed the listener after its pauser was gone");
+	cr_assert_eq(kbt_json_num(res, "ok"), later, "every later client served: %s", res);
+	kbt_log_free(&l);
+}
+
+Test(queue, prefork_a_pause_outlives_the_worker_that_made_it, .timeout = 60)
+{
+	pauser_exits("2", "reap", 10);
+}
+
+Test(queue, prefork_a_zombie_pauser_counts_as_gone, .timeout = 60)
+{
+	/* nobody reaps the workers: the pauser stays a zombie, which
+	 * kill(pid, 0) would call alive */
+	pauser_exits("3", "noreap", 2);
+}
+
+Test(queue, a_resumed_listener_keeps_its_port, .timeout = 60)
+{
+	/* bound to port 0 and without SO_REUSEADDR: pausing loses the port,
+	 * and the connections taken from it still hold it */
+	struct kbt_proc srv;
+	char *out;
+	int port = prefork(&srv, "1", "1000", "reap", "0", "rule q\n  on listen\n  action queue 2 refuse\n");
+	free(kbt_client(port, 12, 12, 2000));
+	char *res = kbt_client(port, 5, 1, 3000);
+	cr_assert_eq(kbt_json_num(res, "ok"), 5, "served on the same port after the pause: %s", res);
+	kill(srv.pid, SIGTERM);
+	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0, "%s", out);
+	struct kbt_log l = kbt_log_read(logpath());
+	char local[64];
+	snprintf(local, sizeof local, "127.0.0.1:%d", port);
+	cr_assert_geq(kbt_log_count(&l, "event", "inject", "effect", "pause", NULL), 1);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "effect", "resume", NULL),
+		     kbt_log_count(&l, "event", "inject", "effect", "resume", "local", local, NULL),
+		     "every resume on the port it had");
+	kbt_log_free(&l);
+}
