@@ -138,3 +138,21 @@ Test(queue, a_resumed_listener_keeps_its_port, .timeout = 60)
 		     "every resume on the port it had");
 	kbt_log_free(&l);
 }
+
+Test(queue, a_listener_the_host_shuts_down_itself_is_not_waited_on)
+{
+	/* the acceptor blocks in accept(); the host wakes it by shutting the
+	 * listener down, and accept() must say EINVAL, as it does without
+	 * kbfault, rather than wait for a resume no pause will bring */
+	struct kbt_proc srv;
+	char *out;
+	kbt_spawn(&srv, (const char *[]){ kbt_build("helpers/kbt-stall"), "usr1-shutdown", NULL },
+		  under("rule q\n  on listen\n  action queue 2 refuse\n"), true);
+	int port = kbt_port_of(kbt_line(&srv, 5000));
+	char *res = kbt_client(port, 1, 1, 2000);
+	cr_assert_eq(kbt_json_num(res, "ok"), 1, "%s", res);
+	usleep(100000); /* back in accept() */
+	kill(srv.pid, SIGUSR1);
+	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0, "the acceptor returned and was joined: %s", out);
+	cr_assert_eq(kbt_json_num(out, "served"), 1, "%s", out);
+}
