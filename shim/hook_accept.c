@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -224,13 +225,41 @@ static void drop(int c)
 	kb_guard_leave();
 }
 
+/* Once a rule has dropped the connection this accept() took (-2 below),
+ * may it wait for another? Not on a blocking listener: the host's own
+ * call would have returned with the connection it took, and a host that
+ * polled first (postgresql: select(), then accept() with its signals
+ * blocked) would hang until the next client, deaf to SIGTERM. There
+ * another connection is taken only if one is already waiting; else the
+ * call fails with ECONNABORTED, which accept() reports for a connection
+ * aborted before it was taken, and which servers retry as a passing
+ * failure. A non-blocking listener's call answers EAGAIN by itself. */
+static bool blocking(int fd)
+{
+	int e = errno;
+	int fl = fcntl(fd, F_GETFL);
+	errno = e;
+	return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+static bool waiting_now(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	int e = errno;
+	bool ready = poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+	errno = e;
+	return ready;
+}
+
 /* One connection for the host: from the emulated queue when the listener
  * has one and it has something to hand out, else from the kernel. The
- * caller's address buffer is filled as accept() would. Returns the
- * descriptor or -1 with errno. */
+ * caller's address buffer is filled as accept() would. `dropped`: a rule
+ * dropped the connection this call took before (see blocking()). Returns
+ * the descriptor or -1 with errno. */
 static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four, bool queue,
-		const char *via, struct kb_addr *peer, int saved)
+		const char *via, struct kb_addr *peer, int saved, bool dropped)
 {
+	bool no_wait = dropped && blocking(fd);
 	for (;;) {
 		if (queue) {
 			int c;
@@ -252,6 +281,8 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 				return c;
 			}
 			case KB_QUEUE_BUSY:
+				if (no_wait)
+					goto aborted;
 				if (!wait_paused(fd))
 					return -1;
 				continue;
@@ -265,18 +296,27 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 		socklen_t *al = addr ? len : &own_len;
 		socklen_t given = addr ? (len ? len_before(len, &own_len) : 0) : own_len;
 
+		if (no_wait && !waiting_now(fd))
+			goto aborted;
 		errno = saved;
 		int c = pass(fd, a, al, flags, four);
 		if (c < 0) {
 			/* EINVAL from a listener the queue paused meanwhile; one
 			 * the host shut down itself reports it */
-			if (queue && errno == EINVAL && kb_queue_paused(fd) && wait_paused(fd))
-				continue;
+			if (queue && errno == EINVAL && kb_queue_paused(fd)) {
+				if (no_wait)
+					goto aborted;
+				if (wait_paused(fd))
+					continue;
+			}
 			return -1;
 		}
 		peer_of(c, a, given, *al, peer);
 		return c;
 	}
+aborted:
+	errno = ECONNABORTED;
+	return -1;
 }
 
 /* What the rules make of connection c, just taken, once its tally has
@@ -346,7 +386,7 @@ KB_HOT static int decide_taken(int c, const struct kb_addr *peer, uint16_t lport
  * is taken, an emulated queue, or a connection dropped by a rule. */
 __attribute__((noinline)) static int accept_slow(int fd, struct sockaddr *addr, socklen_t *len,
 						 int flags, bool four, const char *via, uint64_t head,
-						 int saved)
+						 int saved, bool dropped)
 {
 	const struct kb_plan *plan = &kb_shim.plan;
 	struct kb_verdict v[KB_VERDICTS_MAX];
@@ -364,9 +404,9 @@ __attribute__((noinline)) static int accept_slow(int fd, struct sockaddr *addr, 
 	bool post = kb_plan_may_apply(plan, KB_CALL_ACCEPT, KB_ROLE_ACCEPTED);
 	bool track = plan->track_roles & (1u << KB_ROLE_ACCEPTED);
 	bool queue = KB_HEAD_FLAGS(head) & KB_FD_QUEUE;
-	for (;;) {
+	for (;; dropped = true) {
 		struct kb_addr peer;
-		int c = take(fd, addr, len, flags, four, queue, via, &peer, saved);
+		int c = take(fd, addr, len, flags, four, queue, via, &peer, saved, dropped);
 		if (c < 0)
 			return -1;
 		int r = decide_taken(c, &peer, lport, post, track, via);
@@ -384,7 +424,7 @@ int kb_accept_hook(int fd, struct sockaddr *addr, socklen_t *len, int flags, boo
 	if (KB_HEAD_ROLE(head) != KB_ROLE_LISTENING)
 		return pass(fd, addr, len, flags, four);
 	if (!simple(head))
-		return accept_slow(fd, addr, len, flags, four, via, head, errno);
+		return accept_slow(fd, addr, len, flags, four, via, head, errno, false);
 	socklen_t given = 0;
 	if (addr && len)
 		given = len_before(len, &given);
@@ -420,5 +460,5 @@ KB_HOT int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, soc
 	int r = decide_taken(c, &peer, KB_HEAD_LPORT(head), post, track, via);
 	if (r != -2)
 		return r; /* errno as the real call left it, but for a failure */
-	return accept_slow(fd, addr, len, flags, four, via, head, errno);
+	return accept_slow(fd, addr, len, flags, four, via, head, errno, true);
 }
