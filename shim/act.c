@@ -13,14 +13,20 @@
 
 #include "fdtable.h"
 #include "guard.h"
+#include "queue.h"
 #include "real.h"
 #include "shim.h"
+#include "termsig.h"
 
-/* Set when a signal handler has run during a stall: from then on this
- * process no longer stalls, so a host that was told to stop (SIGTERM,
- * SIGINT, SIGQUIT) gets back to its event loop and stops, rather than
- * stalling again on the next queued connection. */
+/* Set when a termination signal has ended a stall: from then on this
+ * process no longer stalls, so a host that was told to stop gets back to
+ * its event loop and stops, rather than stalling again on the next
+ * queued connection. */
 static int stalls_released;
+
+/* How often a stalled thread looks up from its sleep: a stop shows within
+ * this. */
+#define STALL_SLICE_NS (10 * 1000 * 1000ULL)
 
 static uint64_t now_ns(void)
 {
@@ -29,34 +35,119 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* Sleeps for ns (KB_FOREVER: until a signal). Returns false if a signal
- * handler ran and cut the sleep short. One absolute-deadline sleep:
- * clock_nanosleep is never restarted after a handler (signal(7)), so a
- * handled signal always ends it. */
-static bool sleep_for(uint64_t ns, uint64_t *slept)
+/* Sleeps until `deadline` (CLOCK_MONOTONIC), whatever handlers run in
+ * this thread meanwhile: an absolute sleep is never restarted after a
+ * handler (signal(7)), so it is started again. A cancellation point, as
+ * the host's call would have been. */
+static void sleep_until(uint64_t deadline)
+{
+	struct timespec until = { (time_t)(deadline / 1000000000ULL), (long)(deadline % 1000000000ULL) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+		;
+}
+
+/* The listeners a stalled accept() is on, to notice the host closing or
+ * shutting them down: what a threaded server does to wake its acceptor
+ * when it stops. For a connection already taken, every listener of this
+ * process on its local port. */
+#define WATCHED_MAX 8
+
+struct watch {
+	int n;
+	uint16_t lport;
+	int fd[WATCHED_MAX];
+	struct kb_fd_info info[WATCHED_MAX];
+};
+
+static void watch_port(struct watch *w)
+{
+	int limit = kb_fd_limit();
+	w->n = 0;
+	for (int fd = 0; fd < limit && w->n < WATCHED_MAX; fd++) {
+		uint64_t h = kb_fd_head(fd);
+		if (KB_HEAD_ROLE(h) == KB_ROLE_LISTENING && KB_HEAD_LPORT(h) == w->lport &&
+		    kb_fd_lookup(fd, &w->info[w->n]))
+			w->fd[w->n++] = fd;
+	}
+}
+
+static bool still_listening(int fd, const struct kb_fd_info *info)
+{
+	int on = 0;
+	socklen_t l = sizeof on;
+	if (KB_HEAD_ROLE(kb_fd_head(fd)) != KB_ROLE_LISTENING || !kb_fd_same(fd, info))
+		return false; /* closed (through us, or behind our back) */
+	/* shut down: no longer listening, unless the emulated queue paused it */
+	return (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) == 0 && on) || kb_queue_paused(fd);
+}
+
+/* Has the host closed or shut down every listener watched? A listener
+ * moved to another number (dup2) is found again on its port. */
+static bool listeners_gone(struct watch *w)
+{
+	for (int i = 0; i < w->n; i++)
+		if (still_listening(w->fd[i], &w->info[i]))
+			return false;
+	watch_port(w);
+	for (int i = 0; i < w->n; i++)
+		if (still_listening(w->fd[i], &w->info[i]))
+			return false;
+	return true;
+}
+
+enum woken { WOKEN_NOT, WOKEN_BY_SIGNAL, WOKEN_BY_LISTENER };
+
+/* A stall of ns (KB_FOREVER: until something ends it), in slices. What
+ * ends it early: a termination signal received by the process since it
+ * began, or one pending (termsig.h); with `w`, the listeners closed or
+ * shut down. Any other signal's handler runs and the stall goes on,
+ * keeping its deadline. */
+static enum woken stall_for(uint64_t ns, struct watch *w, uint64_t *slept)
 {
 	uint64_t start = now_ns();
-	struct timespec until;
-	bool completed = true;
+	uint64_t signals = kb_term_count();
+	enum woken why = WOKEN_NOT;
 
 	for (;;) {
-		uint64_t left_from = now_ns();
-		uint64_t chunk = ns == KB_FOREVER ? 3600ULL * 1000000000ULL : ns - (left_from - start);
-		if (ns != KB_FOREVER && left_from - start >= ns)
-			break;
-		uint64_t deadline = left_from + chunk;
-		until.tv_sec = (time_t)(deadline / 1000000000ULL);
-		until.tv_nsec = (long)(deadline % 1000000000ULL);
-		int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL);
-		if (rc == EINTR) {
-			completed = false;
+		if (kb_term_count() != signals || kb_term_pending()) {
+			why = WOKEN_BY_SIGNAL;
 			break;
 		}
-		if (rc != 0)
+		if (w && w->n > 0 && listeners_gone(w)) {
+			why = WOKEN_BY_LISTENER;
 			break;
+		}
+		uint64_t now = now_ns();
+		if (ns != KB_FOREVER && now - start >= ns)
+			break;
+		uint64_t next = now + STALL_SLICE_NS;
+		if (ns != KB_FOREVER && next > start + ns)
+			next = start + ns;
+		sleep_until(next);
 	}
 	*slept = now_ns() - start;
-	return completed;
+	return why;
+}
+
+static void stall(const struct kb_site *site, uint16_t lport, const struct kb_verdict *v)
+{
+	struct watch w = { .n = 0, .lport = lport };
+	uint64_t slept;
+	int e = errno; /* the watch's questions to the kernel may fail */
+
+	if (site->call == KB_CALL_ACCEPT) {
+		if (site->role == KB_ROLE_LISTENING) {
+			if (kb_fd_lookup(site->fd, &w.info[0]))
+				w.fd[w.n++] = site->fd;
+		} else {
+			watch_port(&w);
+		}
+	}
+	enum woken why = stall_for(v->rule->stall_ns, &w, &slept);
+	if (why == WOKEN_BY_SIGNAL)
+		__atomic_store_n(&stalls_released, 1, __ATOMIC_RELAXED);
+	kb_log_stall_end(site, v, slept, why != WOKEN_NOT);
+	errno = e;
 }
 
 void kb_mark_peer(const struct kb_site *site, const struct kb_verdict *v)
@@ -135,7 +226,6 @@ inject(const struct kb_site *site, uint16_t lport, struct kb_verdict verdicts[KB
 	for (size_t i = 0; i < n; i++) {
 		const struct kb_verdict *v = &verdicts[i];
 		const struct kb_rule *r = v->rule;
-		uint64_t slept;
 
 		if (r->action == KB_ACT_STALL && __atomic_load_n(&stalls_released, __ATOMIC_RELAXED))
 			continue; /* see stalls_released */
@@ -147,18 +237,15 @@ inject(const struct kb_site *site, uint16_t lport, struct kb_verdict verdicts[KB
 		bool injects = !(r->action == KB_ACT_PASS && r->delay_ns == 0) && r->action != KB_ACT_SESSIONS;
 		if (injects)
 			log_inject(site, v, effect ? effect : &none, prepare);
+		/* a delay lasts what the log says: signals do not shorten it */
 		if (r->delay_ns)
-			sleep_for(r->delay_ns, &slept);
+			sleep_until(now_ns() + r->delay_ns);
 		switch (r->action) {
 		case KB_ACT_PASS:
 			continue;
-		case KB_ACT_STALL: {
-			bool done = sleep_for(r->stall_ns, &slept);
-			if (!done)
-				__atomic_store_n(&stalls_released, 1, __ATOMIC_RELAXED);
-			kb_log_stall_end(site, v, slept, !done);
+		case KB_ACT_STALL:
+			stall(site, lport, v);
 			return NULL; /* after a stall the call completes as usual */
-		}
 		case KB_ACT_ABORT:
 			abort();
 		default:

@@ -159,6 +159,15 @@ static void *lookup(const char *name)
 			kb_real.field = stand_in;                                        \
 	} while (0)
 
+/* The same for the signal functions (hook_signal.c), which have no
+ * stand-in of their own: the C library has them all, and a missing one of
+ * the older names falls back to signal() below. */
+#define RESOLVE_AS(field, name)                                                          \
+	do {                                                                             \
+		void *p_ = lookup(name);                                                 \
+		memcpy(&kb_real.field, &p_, sizeof p_);                                  \
+	} while (0)
+
 static void resolve(void)
 {
 	Dl_info info;
@@ -181,6 +190,24 @@ static void resolve(void)
 	RESOLVE(syscall, raw_syscall);
 	/* no stand-in: hook_vfork.c makes the system call itself */
 	__atomic_store_n(&kb_real_vfork, lookup("vfork"), __ATOMIC_RELEASE);
+	RESOLVE_AS(sigaction, "sigaction");
+	RESOLVE_AS(signal, "signal");
+	RESOLVE_AS(bsd_signal, "bsd_signal");
+	RESOLVE_AS(sysv_signal, "sysv_signal");
+	RESOLVE_AS(sysv_signal_, "__sysv_signal");
+	RESOLVE_AS(sigset, "sigset"); /* deprecated, and still used */
+	RESOLVE_AS(sigwait, "sigwait");
+	RESOLVE_AS(sigwaitinfo, "sigwaitinfo");
+	RESOLVE_AS(sigtimedwait, "sigtimedwait");
+	/* the exported functions' fast paths need something to jump to */
+	if (!kb_real.bsd_signal)
+		kb_real.bsd_signal = kb_real.signal;
+	if (!kb_real.sysv_signal)
+		kb_real.sysv_signal = kb_real.signal;
+	if (!kb_real.sysv_signal_)
+		kb_real.sysv_signal_ = kb_real.sysv_signal;
+	if (!kb_real.sigset)
+		kb_real.sigset = kb_real.signal;
 	kb_guard_leave();
 }
 

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -35,7 +36,21 @@ struct kb_real {
 	void (*closefrom)(int);
 	int (*fclose)(FILE *);
 	long (*syscall)(long, ...);
+	/* hook_signal.c */
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	__sighandler_t (*signal)(int, __sighandler_t);
+	__sighandler_t (*bsd_signal)(int, __sighandler_t);
+	__sighandler_t (*sysv_signal)(int, __sighandler_t);
+	__sighandler_t (*sysv_signal_)(int, __sighandler_t); /* __sysv_signal */
+	__sighandler_t (*sigset)(int, __sighandler_t);
+	int (*sigwait)(const sigset_t *, int *);
+	int (*sigwaitinfo)(const sigset_t *, siginfo_t *);
+	int (*sigtimedwait)(const sigset_t *, siginfo_t *, const struct timespec *);
 };
+
+/* Not declared under _GNU_SOURCE (POSIX 2008 dropped it), but exported
+ * by glibc, and by us. */
+__sighandler_t bsd_signal(int sig, __sighandler_t handler);
 
 /* hidden: the hooks reach it with one RIP-relative load, no GOT */
 extern struct kb_real kb_real __attribute__((visibility("hidden")));

@@ -81,6 +81,11 @@ static void *acceptor(void *arg)
 		pthread_sigmask(SIG_BLOCK, &all, NULL);
 	}
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+		/* a stop flag set between its test and a blocking accept()
+		 * would be missed: accept only what poll() says is there */
+		struct pollfd p = { lfd, POLLIN, 0 };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
 		int c = accept(lfd, NULL, NULL);
 		if (c < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)
@@ -133,8 +138,10 @@ static int main_handler(void)
 	listen_here();
 	pthread_t t;
 	pthread_create(&t, NULL, acceptor, &lfd); /* non-NULL: block every signal */
-	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
-		pause();
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
 	pthread_join(t, NULL);
 	return done("main-handler");
 }
