@@ -135,7 +135,7 @@ preload: deps-test all helpers $(BUILD)/preload-tests
 	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 # The real servers and clients the end-to-end tests drive, from Debian.
-E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin
+E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin postgresql
 
 # One test at a time: they measure latencies of bursts on 2 cores.
 e2e: deps-test all $(BUILD)/e2e-tests
