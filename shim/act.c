@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,14 +73,32 @@ static void watch_port(struct watch *w)
 	}
 }
 
+/* Is fd still the listener it was, listening? The host's other threads
+ * may close it at any moment: the kernel answers such a question safely
+ * (EBADF, or about a file that has taken the number since, which its
+ * inode gives away), and it is asked directly, not through libc, whose
+ * wrappers ThreadSanitizer would see racing with the host's close(). */
 static bool still_listening(int fd, const struct kb_fd_info *info)
 {
 	int on = 0;
 	socklen_t l = sizeof on;
-	if (KB_HEAD_ROLE(kb_fd_head(fd)) != KB_ROLE_LISTENING || !kb_fd_same(fd, info))
-		return false; /* closed (through us, or behind our back) */
+	if (KB_HEAD_ROLE(kb_fd_head(fd)) != KB_ROLE_LISTENING)
+		return false; /* closed through us */
+	if (KB_HAVE_SYS) {
+		struct stat st;
+		if (kb_sys(SYS_fstat, fd, (long)&st, 0, 0, 0, 0) != 0 || !S_ISSOCK(st.st_mode) ||
+		    (uint64_t)st.st_ino != info->ino)
+			return false; /* closed behind our back */
+		if (kb_sys(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, (long)&on, (long)&l, 0) != 0)
+			on = 0;
+	} else {
+		if (!kb_fd_same(fd, info))
+			return false;
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) != 0)
+			on = 0;
+	}
 	/* shut down: no longer listening, unless the emulated queue paused it */
-	return (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l) == 0 && on) || kb_queue_paused(fd);
+	return on || kb_queue_paused(fd);
 }
 
 /* Has the host closed or shut down every listener watched? A listener

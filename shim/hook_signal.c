@@ -43,6 +43,24 @@
 #include "shim.h"
 #include "termsig.h"
 
+/* ThreadSanitizer's runtime calls sigaction() while it starts - in a
+ * program that is not instrumented itself, from our constructor - and
+ * finds ours, whose instrumented entry it cannot run yet: in a TSan build
+ * (make check-tsan) nothing here is instrumented. Every access here is
+ * atomic, or the host's own handler's. */
+#if defined(__SANITIZE_THREAD__)
+#define KB_SIG __attribute__((no_sanitize("thread")))
+#else
+#define KB_SIG
+#endif
+
+/* kb_mode_get(), inlined even where the compiler would not (at -O1, an
+ * instrumented copy of it is called) */
+static inline __attribute__((always_inline)) int mode(void)
+{
+	return __atomic_load_n(&kb_mode, __ATOMIC_ACQUIRE);
+}
+
 /* One calling convention as another's type, for comparing and returning:
  * through void (*)(void), which says the cast is meant. */
 #define AS_HANDLER(f) ((__sighandler_t)(void (*)(void))(f))
@@ -59,28 +77,28 @@ static void (*host_plain[32])(int);
 static void (*host_info[32])(int, siginfo_t *, void *);
 static bool added_siginfo[32];
 
-bool kb_is_term_signal(int sig)
+KB_SIG bool kb_is_term_signal(int sig)
 {
 	return sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT;
 }
 
-uint64_t kb_term_count(void)
+KB_SIG uint64_t kb_term_count(void)
 {
 	return __atomic_load_n(&term_seen, __ATOMIC_ACQUIRE);
 }
 
-static void seen(int sig)
+KB_SIG static void seen(int sig)
 {
 	if (kb_is_term_signal(sig))
 		__atomic_add_fetch(&term_seen, 1, __ATOMIC_RELEASE);
 }
 
-static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+KB_SIG static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return kb_real.sigaction ? kb_real.sigaction(sig, act, old) : __sigaction(sig, act, old);
 }
 
-bool kb_term_pending(void)
+KB_SIG bool kb_term_pending(void)
 {
 	static const int four[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT };
 	sigset_t p;
@@ -100,7 +118,7 @@ bool kb_term_pending(void)
 }
 
 /* What the kernel calls instead of the host's handler. */
-static void wrap_plain(int sig, siginfo_t *si, void *uc)
+KB_SIG static void wrap_plain(int sig, siginfo_t *si, void *uc)
 {
 	(void)si;
 	(void)uc;
@@ -110,7 +128,7 @@ static void wrap_plain(int sig, siginfo_t *si, void *uc)
 		h(sig);
 }
 
-static void wrap_info(int sig, siginfo_t *si, void *uc)
+KB_SIG static void wrap_info(int sig, siginfo_t *si, void *uc)
 {
 	seen(sig);
 	void (*h)(int, siginfo_t *, void *) = __atomic_load_n(&host_info[sig & 31], __ATOMIC_ACQUIRE);
@@ -119,12 +137,12 @@ static void wrap_info(int sig, siginfo_t *si, void *uc)
 }
 
 /* A handler to call, not SIG_DFL, SIG_IGN, SIG_HOLD or SIG_ERR. */
-static bool is_handler(const void *h)
+KB_SIG static bool is_handler(const void *h)
 {
 	return h != (void *)SIG_DFL && h != (void *)SIG_IGN && h != (void *)SIG_HOLD && h != (void *)SIG_ERR;
 }
 
-static bool stall_rules(void)
+KB_SIG static bool stall_rules(void)
 {
 	const char *names[] = { kb_shim.program, kb_shim.argv0, NULL };
 	for (size_t i = 0; i < kb_shim.recipe.nrules; i++) {
@@ -138,7 +156,7 @@ static bool stall_rules(void)
 /* Are the termination signals' handlers wrapped in this process? While
  * armed with stall rules for this program: the recipe is fixed once
  * armed, so this is decided once. */
-static bool wrapping(int sig)
+KB_SIG static bool wrapping(int sig)
 {
 	static int decided; /* 0: not yet; 1: no; 2: yes */
 
@@ -159,7 +177,7 @@ struct before {
 	bool added_siginfo;
 };
 
-static struct before before(int sig)
+KB_SIG static struct before before(int sig)
 {
 	struct before b = { __atomic_load_n(&host_plain[sig], __ATOMIC_ACQUIRE),
 			    __atomic_load_n(&host_info[sig], __ATOMIC_ACQUIRE),
@@ -168,7 +186,7 @@ static struct before before(int sig)
 }
 
 /* What the kernel said was installed, as the host installed it. */
-static void unwrap(struct sigaction *old, const struct before *b)
+KB_SIG static void unwrap(struct sigaction *old, const struct before *b)
 {
 	if (old->sa_sigaction == wrap_plain) {
 		old->sa_handler = b->plain;
@@ -181,7 +199,7 @@ static void unwrap(struct sigaction *old, const struct before *b)
 	}
 }
 
-static __sighandler_t unwrap_handler(__sighandler_t h, const struct before *b)
+KB_SIG static __sighandler_t unwrap_handler(__sighandler_t h, const struct before *b)
 {
 	if (h == AS_HANDLER(wrap_plain))
 		return b->plain;
@@ -190,7 +208,7 @@ static __sighandler_t unwrap_handler(__sighandler_t h, const struct before *b)
 	return h;
 }
 
-static int sigaction_hook(int sig, const struct sigaction *act, struct sigaction *old)
+KB_SIG static int sigaction_hook(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (!wrapping(sig))
 		return real_sigaction(sig, act, old);
@@ -225,7 +243,7 @@ static int sigaction_hook(int sig, const struct sigaction *act, struct sigaction
 /* signal() and the others have just installed h themselves, with the
  * flags and mask they choose: put our wrapper in front of it, keeping
  * those. Unless another thread has installed something else meanwhile. */
-static void wrap_installed(int sig, __sighandler_t h)
+KB_SIG static void wrap_installed(int sig, __sighandler_t h)
 {
 	struct sigaction cur;
 	int e = errno;
@@ -240,7 +258,7 @@ static void wrap_installed(int sig, __sighandler_t h)
 }
 
 /* Only before the real functions are known: what glibc's do, roughly. */
-static __sighandler_t set_by_sigaction(int sig, __sighandler_t h, int flags)
+KB_SIG static __sighandler_t set_by_sigaction(int sig, __sighandler_t h, int flags)
 {
 	struct sigaction act, old;
 	memset(&act, 0, sizeof act);
@@ -251,7 +269,7 @@ static __sighandler_t set_by_sigaction(int sig, __sighandler_t h, int flags)
 	return real_sigaction(sig, &act, &old) == 0 ? old.sa_handler : SIG_ERR;
 }
 
-static __sighandler_t set_hook(int sig, __sighandler_t h, __sighandler_t (*real)(int, __sighandler_t), int flags)
+KB_SIG static __sighandler_t set_hook(int sig, __sighandler_t h, __sighandler_t (*real)(int, __sighandler_t), int flags)
 {
 	if (!wrapping(sig))
 		return real ? real(sig, h) : set_by_sigaction(sig, h, flags);
@@ -268,28 +286,28 @@ static __sighandler_t set_hook(int sig, __sighandler_t h, __sighandler_t (*real)
 	return unwrap_handler(prev, &b);
 }
 
-__attribute__((noinline)) static __sighandler_t signal_hook(int sig, __sighandler_t h)
+KB_SIG __attribute__((noinline)) static __sighandler_t signal_hook(int sig, __sighandler_t h)
 {
 	return set_hook(sig, h, kb_real.signal, SA_RESTART);
 }
 
-__attribute__((noinline)) static __sighandler_t bsd_signal_hook(int sig, __sighandler_t h)
+KB_SIG __attribute__((noinline)) static __sighandler_t bsd_signal_hook(int sig, __sighandler_t h)
 {
 	return set_hook(sig, h, kb_real.bsd_signal, SA_RESTART);
 }
 
-__attribute__((noinline)) static __sighandler_t sysv_signal_hook(int sig, __sighandler_t h, bool internal)
+KB_SIG __attribute__((noinline)) static __sighandler_t sysv_signal_hook(int sig, __sighandler_t h, bool internal)
 {
 	return set_hook(sig, h, internal ? kb_real.sysv_signal_ : kb_real.sysv_signal, SA_RESETHAND | SA_NODEFER);
 }
 
-__attribute__((noinline)) static __sighandler_t sigset_hook(int sig, __sighandler_t h)
+KB_SIG __attribute__((noinline)) static __sighandler_t sigset_hook(int sig, __sighandler_t h)
 {
 	return set_hook(sig, h, kb_real.sigset, SA_RESTART);
 }
 
 /* The sigwait family: the call as it is, and what it returned counted. */
-__attribute__((noinline)) static int sigwait_hook(const sigset_t *set, int *sig)
+KB_SIG __attribute__((noinline)) static int sigwait_hook(const sigset_t *set, int *sig)
 {
 	int rc;
 	if (kb_real.sigwait) {
@@ -305,7 +323,7 @@ __attribute__((noinline)) static int sigwait_hook(const sigset_t *set, int *sig)
 	return rc;
 }
 
-__attribute__((noinline)) static int sigtimedwait_hook(const sigset_t *set, siginfo_t *info, const struct timespec *timeout, bool timed)
+KB_SIG __attribute__((noinline)) static int sigtimedwait_hook(const sigset_t *set, siginfo_t *info, const struct timespec *timeout, bool timed)
 {
 	int s;
 	if (timed && kb_real.sigtimedwait)
@@ -319,73 +337,73 @@ __attribute__((noinline)) static int sigtimedwait_hook(const sigset_t *set, sigi
 	return s;
 }
 
-__attribute__((noinline)) static int sigaction_slow(int sig, const struct sigaction *act, struct sigaction *old)
+KB_SIG __attribute__((noinline)) static int sigaction_slow(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return sigaction_hook(sig, act, old);
 }
 
-KB_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+KB_SIG KB_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.sigaction(sig, act, old);
 	return sigaction_slow(sig, act, old);
 }
 
-KB_API __sighandler_t signal(int sig, __sighandler_t h)
+KB_SIG KB_API __sighandler_t signal(int sig, __sighandler_t h)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.signal(sig, h);
 	return signal_hook(sig, h);
 }
 
-KB_API __sighandler_t bsd_signal(int sig, __sighandler_t h)
+KB_SIG KB_API __sighandler_t bsd_signal(int sig, __sighandler_t h)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.bsd_signal(sig, h);
 	return bsd_signal_hook(sig, h);
 }
 
-KB_API __sighandler_t sysv_signal(int sig, __sighandler_t h)
+KB_SIG KB_API __sighandler_t sysv_signal(int sig, __sighandler_t h)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.sysv_signal(sig, h);
 	return sysv_signal_hook(sig, h, false);
 }
 
-KB_API __sighandler_t __sysv_signal(int sig, __sighandler_t h)
+KB_SIG KB_API __sighandler_t __sysv_signal(int sig, __sighandler_t h)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.sysv_signal_(sig, h);
 	return sysv_signal_hook(sig, h, true);
 }
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-KB_API __sighandler_t sigset(int sig, __sighandler_t h)
+KB_SIG KB_API __sighandler_t sigset(int sig, __sighandler_t h)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.sigset(sig, h);
 	return sigset_hook(sig, h);
 }
 #pragma GCC diagnostic pop
 
-KB_API int sigwait(const sigset_t *set, int *sig)
+KB_SIG KB_API int sigwait(const sigset_t *set, int *sig)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.sigwait(set, sig);
 	return sigwait_hook(set, sig);
 }
 
-KB_API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+KB_SIG KB_API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.sigwaitinfo(set, info);
 	return sigtimedwait_hook(set, info, NULL, false);
 }
 
-KB_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
+KB_SIG KB_API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1))
+	if (__builtin_expect(mode() == KB_MODE_OFF, 1))
 		return kb_real.sigtimedwait(set, info, timeout);
 	return sigtimedwait_hook(set, info, timeout, true);
 }

@@ -62,12 +62,20 @@ static void listen_here(void)
 	fflush(stdout);
 }
 
-/* the client's line, then one reply and the end of the stream */
+/* the client's line, then one reply and the end of the stream (poll()
+ * is never restarted after a handler, and noisy's handlers run every
+ * few milliseconds) */
 static void serve(int c)
 {
 	char buf[256];
 	struct pollfd p = { c, POLLIN, 0 };
-	if (poll(&p, 1, 2000) == 1 && read(c, buf, sizeof buf) > 0 && write(c, "ok\n", 3) == 3)
+	int r;
+	ssize_t n;
+	for (int tries = 0; (r = poll(&p, 1, 2000)) < 0 && errno == EINTR && tries < 1000; tries++)
+		;
+	while (r == 1 && (n = read(c, buf, sizeof buf)) < 0 && errno == EINTR)
+		;
+	if (r == 1 && n > 0 && write(c, "ok\n", 3) == 3)
 		__atomic_add_fetch(&served, 1, __ATOMIC_RELAXED);
 	close(c);
 }

@@ -120,10 +120,11 @@ Test(queue, prefork_a_zombie_pauser_counts_as_gone, .timeout = 60)
 Test(queue, a_resumed_listener_keeps_its_port, .timeout = 60)
 {
 	/* bound to port 0 and without SO_REUSEADDR: pausing loses the port,
-	 * and the connections taken from it still hold it */
+	 * and the connections taken from it still hold it. Twelve clients
+	 * queue up before the worker starts, so that it pauses */
 	struct kbt_proc srv;
 	char *out;
-	int port = prefork(&srv, "1", "1000", "reap", "0", "rule q\n  on listen\n  action queue 2 refuse\n");
+	int port = prefork(&srv, "1", "1000", "reap", "500", "rule q\n  on listen\n  action queue 2 refuse\n");
 	free(kbt_client(port, 12, 12, 2000));
 	char *res = kbt_client(port, 5, 1, 3000);
 	cr_assert_eq(kbt_json_num(res, "ok"), 5, "served on the same port after the pause: %s", res);

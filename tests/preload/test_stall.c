@@ -226,6 +226,13 @@ Test(stall, the_host_sees_its_own_handlers)
 {
 	char *bare, *under, env_recipe[700];
 	const char *argv[] = { kbt_build("helpers/kbt-stall"), "sigquery", NULL };
+	const char *san = getenv("KB_SANITIZER");
+	/* ThreadSanitizer keeps a table and a kernel handler of its own
+	 * (past which bsd_signal, sysv_signal and sigset reach the kernel),
+	 * and runs handlers itself, late, with an errno of its own: what a
+	 * host sees of its handlers there is ThreadSanitizer's affair */
+	if (san && strcmp(san, "tsan") == 0)
+		cr_skip_test("ThreadSanitizer stands between the host and its handlers itself");
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", FREEZE));
 	cr_assert_eq(kbt_run(argv, NULL, false, 5000, &bare, NULL), 0, "%s", bare);
 	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, "KBFAULT_LOG=/dev/null", NULL }, true, 5000, &under, NULL), 0,
@@ -236,9 +243,6 @@ Test(stall, the_host_sees_its_own_handlers)
 		  bare);
 	cr_assert(strstr(bare, "hup handled 1 time(s)\nhup after one: SIG_DFL"), "%s", bare);
 	cr_assert(strstr(bare, "quit handled 1 time(s)"), "%s", bare);
-	const char *san = getenv("KB_SANITIZER");
-	if (san && strcmp(san, "tsan") == 0)
-		return; /* ThreadSanitizer puts a handler of its own in the kernel */
 	cr_assert(strstr(bare, "raw term is the host's: 1"), "%s", bare);
 	/* under kbfault the kernel calls kbfault's wrapper, which the host
 	 * never sees */
