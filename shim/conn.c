@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -58,9 +59,20 @@ uint64_t kb_conn_enter(int fd, const struct kb_fd_info *info)
 {
 	struct kb_conns *t = kb_conn_table();
 	struct kb_conn_id id = { (uint8_t)info->role, info->peer, info->lport, info->ino };
+	struct stat st;
 
 	if (t == NULL)
 		return 0;
+	/* A connection in the table may be reached from another thread or
+	 * process, through a number its holder may have closed and reused:
+	 * it is known by its socket's inode, which no other socket has. An
+	 * accepted connection's peer is not enough once the peer has gone
+	 * (a reset one and another reset one on the same listener look the
+	 * same). One fstat(), for a session or a fork, not per connection. */
+	int saved = errno;
+	if (id.ino == 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+		id.ino = (uint64_t)st.st_ino;
+	errno = saved;
 	uint64_t h = kb_conns_open(t, &id, self, fd);
 	if (h)
 		kb_fd_mark_tag(fd, KB_FD_CONN, h);

@@ -16,6 +16,11 @@
  *                               exchange, shuts down and exit()s without
  *                               close(); then this process connects there:
  *                               "second ok" or "second refused"
+ *   kbt-sessions reused         a session's number closed behind kbfault's
+ *                               back and given to another connection, which
+ *                               its peer then resets; a third session's
+ *                               close makes the model cut: prints the two
+ *                               clients' ports, "first P" and "second P"
  *   kbt-sessions clients PORT N CONCURRENCY
  *                               N sessions of three exchanges against
  *                               127.0.0.1:PORT; one line per session: its
@@ -198,6 +203,54 @@ static int do_forkconnect(int port)
 	return 0;
 }
 
+/* close() as an inline system call, which no preloaded library sees */
+static long unseen_close(int fd)
+{
+#if defined(__x86_64__)
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
+	return ret;
+#else
+	(void)fd;
+	return -ENOSYS;
+#endif
+}
+
+static int local_port(int fd)
+{
+	struct sockaddr_in me;
+	socklen_t len = sizeof me;
+	getsockname(fd, (struct sockaddr *)&me, &len);
+	return ntohs(me.sin_port);
+}
+
+static int do_reused(void)
+{
+	struct sockaddr_in at;
+	int l = listener(&at, false);
+	int c1 = dial(&at), s = accept(l, NULL, NULL);  /* session 1 */
+	int cy = dial(&at), y = accept(l, NULL, NULL);  /* session 2 */
+	int c2 = dial(&at); /* before the number is free: it is for the accept */
+	if (unseen_close(s) != 0) {
+		printf("unsupported\n");
+		return 0;
+	}
+	int x = accept(l, NULL, NULL); /* session 3, on session 1's number */
+	if (x != s) {
+		printf("error got %d, not %d\n", x, s);
+		return 1;
+	}
+	struct linger lg = { 1, 0 };
+	setsockopt(c2, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	printf("first %d\nsecond %d\n", local_port(c1), local_port(c2));
+	close(c2); /* its peer resets session 3 */
+	struct pollfd p = { x, POLLIN, 0 };
+	poll(&p, 1, 2000);
+	close(y); /* session 2 ends: the count reaches zero, and a session is cut */
+	(void)cy;
+	return 0;
+}
+
 static struct sockaddr_in target;
 static int next_session, sessions;
 
@@ -253,10 +306,13 @@ int main(int argc, char **argv)
 		return do_cuts();
 	if (argc >= 2 && strcmp(argv[1], "clone") == 0)
 		return do_clone();
+	if (argc >= 2 && strcmp(argv[1], "reused") == 0)
+		return do_reused();
 	if (argc >= 3 && strcmp(argv[1], "forkconnect") == 0)
 		return do_forkconnect(atoi(argv[2]));
 	if (argc >= 5 && strcmp(argv[1], "clients") == 0)
 		return do_clients(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | forkconnect PORT | clients PORT N CONCURRENCY\n");
+	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | reused | forkconnect PORT |"
+			" clients PORT N CONCURRENCY\n");
 	return 2;
 }
