@@ -27,9 +27,54 @@ struct kb_conns *kb_conn_tbl;
  * peer. (Sessions enter the table when admitted, whatever this says.) */
 static uint32_t end_roles;
 
-/* This process's pid, kept by the fork handlers: a hook must not make a
- * system call to learn it, and a vfork child (guarded) never asks. */
-static pid_t self;
+/* This process's pid, which a hook must not make a system call to learn.
+ * It lives in a page the kernel clears in every child it makes
+ * (MADV_WIPEONFORK): fork's child handler writes its own, and a child made
+ * by a raw clone(), which runs no fork handler, finds zero (me()). A vfork
+ * child runs guarded and never asks. */
+static pid_t *self_page;
+static pid_t self_fallback; /* where the page could not be had */
+
+/* Forgets, in a child made by a raw clone(), the connections it inherited:
+ * no fork handler counted it as holding them, so closing its copies must
+ * end nothing, and its entries say so from now on. */
+static void disown_inherited(void)
+{
+	int limit = kb_fd_limit();
+	for (int fd = 0; fd < limit; fd++)
+		if (kb_fd_head(fd) & KB_HEAD_FLAG(KB_FD_CONN))
+			kb_fd_unmark(fd, KB_FD_CONN);
+}
+
+/* This process's pid; *fresh says this call found the process to be a
+ * raw clone()'s child (and disowned what it inherited). */
+static pid_t me_fresh(bool *fresh)
+{
+	*fresh = false;
+	if (self_page == NULL)
+		return self_fallback;
+	pid_t p = __atomic_load_n(self_page, __ATOMIC_RELAXED);
+	if (p != 0)
+		return p;
+	p = (pid_t)kb_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	__atomic_store_n(self_page, p, __ATOMIC_RELAXED);
+	disown_inherited();
+	*fresh = true;
+	return p;
+}
+
+static pid_t me(void)
+{
+	bool fresh;
+	return me_fresh(&fresh);
+}
+
+static void set_me(pid_t p)
+{
+	if (self_page)
+		__atomic_store_n(self_page, p, __ATOMIC_RELAXED);
+	self_fallback = p;
+}
 
 /*
  * What the fork handlers pass between them: the connections this process
@@ -73,7 +118,7 @@ uint64_t kb_conn_enter(int fd, const struct kb_fd_info *info)
 	if (id.ino == 0 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
 		id.ino = (uint64_t)st.st_ino;
 	errno = saved;
-	uint64_t h = kb_conns_open(t, &id, self, fd);
+	uint64_t h = kb_conns_open(t, &id, me(), fd);
 	if (h)
 		kb_fd_mark_tag(fd, KB_FD_CONN, h);
 	return h;
@@ -81,8 +126,8 @@ uint64_t kb_conn_enter(int fd, const struct kb_fd_info *info)
 
 /* The close rules of a connection that ended without a close the shim
  * saw (its last holder exited, or died): only their marks apply, since
- * nothing is left to leak, reset or fail. */
-static void mark_ended(const struct kb_conn *c, int fd, const char *via)
+ * nothing is left to leak, reset or fail. `holder` held it by `fd`. */
+static void mark_ended(const struct kb_conn *c, int fd, pid_t holder, const char *via)
 {
 	struct kb_verdict v[KB_VERDICTS_MAX];
 	struct kb_event ev = { KB_CALL_CLOSE, (enum kb_role)c->id.role, c->id.lport, &c->id.peer };
@@ -92,7 +137,7 @@ static void mark_ended(const struct kb_conn *c, int fd, const char *via)
 		return;
 	size_t n = kb_decide(&kb_shim.plan, &ev, &clock, v);
 	struct kb_site site = { .call = KB_CALL_CLOSE, .via = via, .fd = fd, .role = (enum kb_role)c->id.role,
-				.peer = &c->id.peer };
+				.peer = &c->id.peer, .holder = holder == me() ? 0 : holder };
 	for (size_t i = 0; i < n; i++)
 		if (v[i].rule->mark_peer)
 			kb_mark_peer(&site, &v[i]);
@@ -111,9 +156,14 @@ bool kb_conn_closing(const struct kb_fd_info *info, const char *via)
 	struct kb_conns *t = kb_conn_table();
 	struct kb_conn copy;
 
+	bool fresh;
+
 	if (!(info->flags & KB_FD_CONN) || t == NULL)
 		return true;
-	if (kb_conns_drop(t, info->tag, self, false, &copy) != 0)
+	pid_t p = me_fresh(&fresh);
+	if (fresh)
+		return true; /* inherited uncounted (disown_inherited) */
+	if (kb_conns_drop(t, info->tag, p, false, &copy) != 0)
 		return false;
 	ended(&copy, via, true);
 	return true;
@@ -132,13 +182,13 @@ void kb_conn_sweep(void)
 			struct kb_conn copy;
 			int32_t pid = w.pid;
 			int fd = w.fd;
-			if (pid <= 0 || pid == self || kb_proc_alive(pid))
+			if (pid <= 0 || pid == me() || kb_proc_alive(pid))
 				continue;
 			/* a dead process holds nothing; only one sweeper takes
 			 * its copy off the count */
 			if (kb_conns_drop(t, h, pid, true, &copy) == 0) {
 				ended(&copy, "exit", true);
-				mark_ended(&copy, fd, "exit");
+				mark_ended(&copy, fd, pid, "exit");
 				break;
 			}
 		}
@@ -151,7 +201,7 @@ void kb_conn_sweep(void)
  * its descriptor is closed, EPERM: not ours to reach). */
 static int grab(pid_t pid, int fd)
 {
-	if (pid == self)
+	if (pid == me())
 		return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	long pidfd = kb_sys(SYS_pidfd_open, pid, 0, 0, 0, 0, 0);
 	if (pidfd < 0) {
@@ -203,7 +253,7 @@ int kb_conn_reach(uint64_t handle, struct kb_conn *copy, int *holder_pid, int *h
 		struct kb_conn gone;
 		if (kb_conns_drop(t, handle, pid, true, &gone) == 0) {
 			ended(&gone, how, false);
-			mark_ended(&gone, fd, how);
+			mark_ended(&gone, fd, pid, how);
 			errno = ESRCH;
 			return -1;
 		}
@@ -255,9 +305,10 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	self = (pid_t)kb_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	pid_t p = (pid_t)kb_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	set_me(p);
 	for (size_t i = 0; i < nheld; i++)
-		kb_conns_record(kb_conn_table(), held[i].handle, self, held[i].fd);
+		kb_conns_record(kb_conn_table(), held[i].handle, p, held[i].fd);
 	if (errno == FORK_SENTINEL)
 		errno = fork_saved_errno;
 }
@@ -283,7 +334,7 @@ __attribute__((destructor)) static void at_exit(void)
 			continue;
 		struct kb_conn c = { .id = { (uint8_t)info.role, info.peer, info.lport, info.ino } };
 		if (info.flags & KB_FD_CONN) {
-			if (kb_conns_drop(kb_conn_table(), info.tag, self, false, &c) != 0)
+			if (kb_conns_drop(kb_conn_table(), info.tag, me(), false, &c) != 0)
 				continue;
 			/* a process on its way out releases its sessions but
 			 * cuts none: at a server's stop every worker would
@@ -291,7 +342,7 @@ __attribute__((destructor)) static void at_exit(void)
 			ended(&c, "exit", false);
 		}
 		if (!(info.flags & KB_FD_LEAKED))
-			mark_ended(&c, fd, "exit");
+			mark_ended(&c, fd, me(), "exit");
 	}
 	errno = saved;
 }
@@ -314,7 +365,10 @@ void kb_conn_init(void)
 	void *p = mmap(NULL, sizeof(struct kb_conns), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return;
-	self = getpid();
+	void *page = mmap(NULL, sizeof *self_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page != MAP_FAILED && madvise(page, sizeof *self_page, MADV_WIPEONFORK) == 0)
+		self_page = page;
+	set_me(getpid());
 	__atomic_store_n(&kb_conn_tbl, p, __ATOMIC_RELEASE);
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

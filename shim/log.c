@@ -474,12 +474,15 @@ static void site_fields(struct kb_jw *w, const struct kb_site *s, const struct k
 	if (s->via)
 		kb_jw_str(w, "via", s->via);
 	kb_jw_i64(w, "fd", s->fd);
+	if (s->holder)
+		kb_jw_i64(w, "holder", s->holder);
 	if (s->role != KB_ROLE_NONE)
 		kb_jw_str(w, "role", kb_role_name(s->role));
 	if (s->local) {
 		if (kb_addr_format(s->local, addr, sizeof addr))
 			kb_jw_str(w, "local", addr);
-	} else if (s->fd >= 0 && s->call != KB_CALL_CONNECT) {
+	} else if (s->fd >= 0 && s->call != KB_CALL_CONNECT && s->holder == 0) {
+		/* a descriptor number of another process's is not ours to ask */
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		struct kb_addr local;
@@ -557,8 +560,6 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 		kb_jw_u64(&w, "attempt", e->attempt);
 	if (e && e->session)
 		kb_jw_u64(&w, "session", e->session);
-	if (e && e->holder)
-		kb_jw_i64(&w, "holder", e->holder);
 	if (r->delay_ns)
 		jw_ms(&w, "delay_ms", r->delay_ns);
 	if (r->action == KB_ACT_STALL) {

@@ -99,6 +99,10 @@ struct kb_site {
 	 * tree still hold (conn.h): not the connection's end, so rules do not
 	 * mark its peer. */
 	bool copy;
+	/* The process whose copy of the connection the line is about, when
+	 * it is not this one (conn.h: a session cut in a sibling, a link
+	 * that ended with a process found gone); 0: this one. */
+	int holder;
 };
 
 /* Facts about the call that only the hook knows, for the log line. Zero
@@ -112,7 +116,6 @@ struct kb_effect {
 	int queued;         /* queue: connections waiting (-1: leave out) */
 	uint64_t attempt;   /* sessions: the connection request's number (0: leave out) */
 	uint64_t session;   /* sessions: the cut session's admission number (0: leave out) */
-	int holder;         /* the pid whose copy was acted on, when not this process (0: leave out) */
 };
 
 #define KB_EFFECT_NONE ((struct kb_effect){ .queued = -1 })

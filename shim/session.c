@@ -135,7 +135,7 @@ static void cut(const struct kb_verdict *v, enum kb_call call, const char *via, 
 	e.has_count = true;
 	e.count = kb_sessions_count(counter_of(r), r);
 	e.session = c->seq;
-	e.holder = holder_pid == (int)getpid() ? 0 : holder_pid;
+	site.holder = holder_pid == (int)getpid() ? 0 : holder_pid;
 	kb_log_inject(&site, v, &e);
 	kb_reset_keep_open(mine);
 }

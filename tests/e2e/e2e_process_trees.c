@@ -58,6 +58,26 @@ static void long_session_ok(struct kbt_proc *p)
  * from it is a second session, not a re-join: the parent's close of its
  * copy ended nothing. Once the first has ended, wherever it ended, the
  * node cannot re-join; another node still can, once. */
+/* A mark made for a connection that ended in another process names
+ * that process and no local address (which only that process could
+ * have been asked). Returns how many such lines the log has. */
+static size_t marks_for_others(const struct kbt_server *s)
+{
+	struct kbt_log l = kbt_log_read(s->log);
+	size_t n = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		const char *ev = kb_json_str(&l.line[i], "event"), *via = kb_json_str(&l.line[i], "via");
+		if (strcmp(ev, "mark") != 0 || via == NULL || strcmp(via, "exit") != 0 ||
+		    strcmp(kb_json_str(&l.line[i], "pid"), kb_json_str(&l.line[i], "holder") ?: "") == 0)
+			continue;
+		cr_assert_not_null(kb_json_str(&l.line[i], "holder"), "%s: a mark for a gone process names it", s->name);
+		cr_assert_null(kb_json_str(&l.line[i], "local"), "%s: and has no local address of ours", s->name);
+		n++;
+	}
+	kbt_log_free(&l);
+	return n;
+}
+
 static void rejoin_in_a_tree(const char *name, const char *const *args)
 {
 	struct kbt_server s;
@@ -74,6 +94,8 @@ static void rejoin_in_a_tree(const char *name, const char *const *args)
 	cr_assert_str_eq(join(&s, "127.0.0.3"), "reset", "%s: until its own session ended", name);
 	cr_assert_eq(kbt_injections(&s, "action", "reset", "rule", "refuse-rejoin", NULL), 2, "%s", name);
 	kbt_server_stop(&s, 5000);
+	if (strcmp(name, "_exit") == 0)
+		cr_assert_geq(marks_for_others(&s), 1, "the child gone with _exit() is found by the next accept");
 }
 
 Test(trees, q238009_fork_per_connection, .timeout = 60)

@@ -21,6 +21,10 @@
  *                               its peer then resets; a third session's
  *                               close makes the model cut: prints the two
  *                               clients' ports, "first P" and "second P"
+ *   kbt-sessions clonesession   two sessions; a child made by a raw clone()
+ *                               closes its copy of the first and leaves;
+ *                               then says whether the second's client is
+ *                               still connected ("second open")
  *   kbt-sessions clients PORT N CONCURRENCY
  *                               N sessions of three exchanges against
  *                               127.0.0.1:PORT; one line per session: its
@@ -251,6 +255,26 @@ static int do_reused(void)
 	return 0;
 }
 
+static int do_clonesession(void)
+{
+	struct sockaddr_in at;
+	int l = listener(&at, false);
+	int c1 = dial(&at), a1 = accept(l, NULL, NULL);
+	int c2 = dial(&at), a2 = accept(l, NULL, NULL);
+	long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+	if (pid == 0) {
+		close(a1); /* the child's copy: the parent still has the session */
+		_exit(0);
+	}
+	if (pid < 0 || waitpid((pid_t)pid, NULL, 0) != pid)
+		return 1;
+	struct pollfd p = { c2, POLLIN, 0 };
+	printf("second %s\n", poll(&p, 1, 300) == 0 ? "open" : "broken");
+	(void)c1;
+	(void)a2;
+	return 0;
+}
+
 static struct sockaddr_in target;
 static int next_session, sessions;
 
@@ -308,11 +332,13 @@ int main(int argc, char **argv)
 		return do_clone();
 	if (argc >= 2 && strcmp(argv[1], "reused") == 0)
 		return do_reused();
+	if (argc >= 2 && strcmp(argv[1], "clonesession") == 0)
+		return do_clonesession();
 	if (argc >= 3 && strcmp(argv[1], "forkconnect") == 0)
 		return do_forkconnect(atoi(argv[2]));
 	if (argc >= 5 && strcmp(argv[1], "clients") == 0)
 		return do_clients(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | reused | forkconnect PORT |"
+	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | clonesession | reused | forkconnect PORT |"
 			" clients PORT N CONCURRENCY\n");
 	return 2;
 }

@@ -232,3 +232,21 @@ Test(sessions, a_cut_tells_a_reset_connection_from_the_session_that_left)
 	free(out);
 	free(err);
 }
+
+/* A child made by a raw clone() was never counted as holding its
+ * parent's connections: its close of its copy of a session ends nothing,
+ * and cuts nothing the parent holds. */
+Test(sessions, a_raw_clone_child_ends_none_of_its_parents_sessions)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "clonesession", NULL };
+	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 1\n  miscount 1\n";
+
+	cr_assert_eq(kbt_run(argv, under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
+	cr_assert_str_eq(out, "second open\n");
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_eq(kbt_log_count(&l, "effect", "cut", NULL), 0, "no session ended, none was cut");
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
