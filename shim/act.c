@@ -18,6 +18,7 @@
 #include "queue.h"
 #include "real.h"
 #include "shim.h"
+#include "sock.h"
 #include "termsig.h"
 
 /* Set when a termination signal has ended a stall: from then on this
@@ -277,23 +278,20 @@ inject(const struct kb_site *site, uint16_t lport, struct kb_verdict verdicts[KB
 
 void kb_close_with_reset(int fd)
 {
-	struct linger lg = { 1, 0 };
-
 	kb_guard_enter();
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	kb_reset_on_close(fd);
 	kb_real.close(fd);
 	kb_guard_leave();
 }
 
 void kb_reset_keep_open(int fd)
 {
-	struct linger lg = { 1, 0 };
 	struct sockaddr sa;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_family = AF_UNSPEC;
 	kb_guard_enter();
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	kb_reset_on_close(fd);
 	/* connect(AF_UNSPEC) disconnects an established TCP socket with a
 	 * reset while the descriptor stays valid */
 	kb_real.connect(fd, &sa, sizeof sa);

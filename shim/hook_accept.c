@@ -32,6 +32,7 @@
 #include "real.h"
 #include "session.h"
 #include "shim.h"
+#include "sock.h"
 #include "usermem.h"
 
 static int pass(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four)
@@ -192,8 +193,7 @@ static bool wait_paused(int fd)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
 	nanosleep(&ts, NULL);
-	int fl = fcntl(fd, F_GETFL);
-	if (fl >= 0 && (fl & O_NONBLOCK)) {
+	if (!kb_blocking(fd)) {
 		errno = EAGAIN;
 		return false;
 	}
@@ -225,45 +225,28 @@ static void drop(int c)
 	kb_guard_leave();
 }
 
-/* Once a rule has dropped the connection this accept() took (-2 below),
- * may it wait for another? Not on a blocking listener: the host's own
- * call would have returned with the connection it took, and a host that
- * polled first (postgresql: select(), then accept() with its signals
+/* One connection for the host: from the emulated queue when the listener
+ * has one and it has something to hand out, else from the kernel. The
+ * caller's address buffer is filled as accept() would. Returns the
+ * descriptor or -1 with errno.
+ *
+ * `dropped`: a rule has dropped the connection this accept() took (-2
+ * below). May it wait for another? Not on a blocking listener: the host's
+ * own call would have returned with the connection it took, and a host
+ * that polled first (postgresql: select(), then accept() with its signals
  * blocked) would hang until the next client, deaf to SIGTERM. There
  * another connection is taken only if one is already waiting; else the
  * call fails with ECONNABORTED, which accept() reports for a connection
  * aborted before it was taken, and which servers retry as a passing
  * failure. A non-blocking listener's call answers EAGAIN by itself. */
-static bool blocking(int fd)
-{
-	int e = errno;
-	int fl = fcntl(fd, F_GETFL);
-	errno = e;
-	return fl >= 0 && !(fl & O_NONBLOCK);
-}
-
-static bool waiting_now(int fd)
-{
-	struct pollfd p = { fd, POLLIN, 0 };
-	int e = errno;
-	bool ready = poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-	errno = e;
-	return ready;
-}
-
-/* One connection for the host: from the emulated queue when the listener
- * has one and it has something to hand out, else from the kernel. The
- * caller's address buffer is filled as accept() would. `dropped`: a rule
- * dropped the connection this call took before (see blocking()). Returns
- * the descriptor or -1 with errno. */
 static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four, bool queue,
 		const char *via, struct kb_addr *peer, int saved, bool dropped)
 {
-	bool no_wait = dropped && blocking(fd);
+	bool no_wait = dropped && kb_blocking(fd);
 	for (;;) {
 		if (queue) {
 			int c;
-			switch (kb_queue_take(fd, four ? flags : 0, false, &c, via)) {
+			switch (kb_queue_take(fd, four ? flags : 0, &c, via)) {
 			case KB_QUEUE_GIVEN: {
 				struct sockaddr_storage ss;
 				socklen_t l = sizeof ss;
@@ -296,7 +279,7 @@ static int take(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool f
 		socklen_t *al = addr ? len : &own_len;
 		socklen_t given = addr ? (len ? len_before(len, &own_len) : 0) : own_len;
 
-		if (no_wait && !waiting_now(fd))
+		if (no_wait && !kb_readable_now(fd))
 			goto aborted;
 		errno = saved;
 		int c = pass(fd, a, al, flags, four);

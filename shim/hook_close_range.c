@@ -22,6 +22,7 @@
 #include "log.h"
 #include "real.h"
 #include "shim.h"
+#include "sock.h"
 
 static int pass(unsigned first, unsigned last, int flags)
 {
@@ -89,10 +90,8 @@ static bool keep_open(int fd, const char *via)
 		kb_fd_mark(fd, KB_FD_LEAKED);
 		return true;
 	}
-	if (d && d->rule->action == KB_ACT_RESET) {
-		struct linger lg = { 1, 0 };
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-	}
+	if (d && d->rule->action == KB_ACT_RESET)
+		kb_reset_on_close(fd);
 	kb_fd_forget(fd);
 	return false;
 }

@@ -23,6 +23,7 @@
 #include "hooks.h"
 #include "real.h"
 #include "shim.h"
+#include "sock.h"
 
 static int pass(FILE *fp)
 {
@@ -92,10 +93,8 @@ static int fclose_slow(FILE *fp)
 		kb_fd_copy(fd, keep.kept);
 		kb_fd_mark(keep.kept, KB_FD_LEAKED);
 	}
-	if (d && d->rule->action == KB_ACT_RESET) {
-		struct linger lg = { 1, 0 };
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-	}
+	if (d && d->rule->action == KB_ACT_RESET)
+		kb_reset_on_close(fd);
 	kb_fd_forget(fd);
 	errno = saved;
 	int rc = pass(fp);

@@ -59,6 +59,7 @@
 #include "proc.h"
 #include "real.h"
 #include "shim.h"
+#include "sock.h"
 
 #define SHARED_MAX 64 /* emulated listeners per process tree */
 #define LOCAL_MAX 16  /* per process */
@@ -320,16 +321,10 @@ static int waiting(int fd)
 	return (int)ti.tcpi_unacked;
 }
 
-static bool readable(int fd)
-{
-	struct pollfd p = { fd, POLLIN, 0 };
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
-
 /* Takes one connection off the kernel's queue for the shim itself. */
 static int take_one(int fd)
 {
-	if (!readable(fd))
+	if (!kb_readable_now(fd))
 		return -1; /* never block: the host may not have asked to */
 	return kb_real.accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 }
@@ -437,12 +432,11 @@ static enum kb_queue_take refuse_mode(struct queue *q, struct shared *sh, int fd
 	return __atomic_load_n(&sh->paused_by, __ATOMIC_ACQUIRE) != 0 ? KB_QUEUE_BUSY : KB_QUEUE_REAL;
 }
 
-enum kb_queue_take kb_queue_take(int fd, int flags, bool nonblocking_listener, int *conn, const char *via)
+enum kb_queue_take kb_queue_take(int fd, int flags, int *conn, const char *via)
 {
 	struct queue *q = find(fd);
 	enum kb_queue_take out = KB_QUEUE_REAL;
 
-	(void)nonblocking_listener;
 	if (q == NULL)
 		return KB_QUEUE_REAL;
 	struct outside o = enter();

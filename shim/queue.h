@@ -63,7 +63,7 @@ enum kb_queue_take {
 /* accept() on an emulated listener, before the real call. `flags` are
  * accept4's (SOCK_NONBLOCK, SOCK_CLOEXEC), applied to a connection handed
  * out from the shim's queue. */
-enum kb_queue_take kb_queue_take(int fd, int flags, bool nonblocking_listener, int *conn, const char *via);
+enum kb_queue_take kb_queue_take(int fd, int flags, int *conn, const char *via);
 
 /* Is listener fd paused by the emulated queue (by any process sharing
  * it)? Then it is shut down on purpose, and will listen again. */

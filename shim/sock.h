@@ -10,7 +10,9 @@
 #define KBFAULT_SOCK_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -31,6 +33,36 @@ static inline bool kb_is_tcp(int fd)
 	bool tcp = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP;
 	errno = saved;
 	return tcp;
+}
+
+/* Has fd a connection (or data) waiting right now? poll() with no wait;
+ * errno left alone. */
+static inline bool kb_readable_now(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	int saved = errno;
+	bool ready = poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+	errno = saved;
+	return ready;
+}
+
+/* Is fd in blocking mode (no O_NONBLOCK)? errno left alone. */
+static inline bool kb_blocking(int fd)
+{
+	int saved = errno;
+	int fl = fcntl(fd, F_GETFL);
+	errno = saved;
+	return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+/* From now on, closing the socket (its last descriptor) sends a reset
+ * rather than a FIN: SO_LINGER with a zero time. errno left alone. */
+static inline void kb_reset_on_close(int fd)
+{
+	struct linger lg = { 1, 0 };
+	int saved = errno;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	errno = saved;
 }
 
 #endif
