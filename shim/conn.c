@@ -249,7 +249,7 @@ int kb_conn_reach(uint64_t handle, struct kb_conn *copy, int *holder_pid, int *h
 		/* gone (ESRCH), or its number closed (EBADF) or holding
 		 * something else now: that process does not hold this
 		 * connection any more */
-		const char *how = mine < 0 && errno == ESRCH ? "exit" : "unseen";
+		const char *how = kb_proc_alive(pid) ? "unseen" : "exit";
 		struct kb_conn gone;
 		if (kb_conns_drop(t, handle, pid, true, &gone) == 0) {
 			ended(&gone, how, false);

@@ -20,7 +20,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 
 #include "act.h"
@@ -37,11 +36,7 @@
 
 static int pass(int fd, struct sockaddr *addr, socklen_t *len, int flags, bool four)
 {
-	if (four)
-		return kb_real.accept4 ? kb_real.accept4(fd, addr, len, flags)
-				       : (int)kb_raw_syscall(SYS_accept4, fd, (long)addr, (long)len, flags, 0, 0);
-	return kb_real.accept ? kb_real.accept(fd, addr, len)
-			      : (int)kb_raw_syscall(SYS_accept4, fd, (long)addr, (long)len, 0, 0, 0);
+	return four ? kb_real.accept4(fd, addr, len, flags) : kb_real.accept(fd, addr, len);
 }
 
 /* Armed, and the listener has neither rules that decide before a
@@ -176,14 +171,8 @@ static void peer_of(int c, const struct sockaddr *a, socklen_t given, socklen_t 
 {
 	bool whole = given != LEN_UNKNOWN && given >= got;
 	kb_addr_from_sockaddr(a, whole ? got : given == LEN_UNKNOWN ? 0 : given, peer);
-	if (peer->family == 0 && !whole) {
-		struct sockaddr_storage ss;
-		socklen_t l = sizeof ss;
-		int e = errno;
-		if (getpeername(c, (struct sockaddr *)&ss, &l) == 0)
-			kb_addr_from_sockaddr((struct sockaddr *)&ss, l, peer);
-		errno = e;
-	}
+	if (peer->family == 0 && !whole)
+		kb_peer_asked(c, peer);
 }
 
 /* A listener paused by another process (queue.h): wait a little, so an
@@ -426,14 +415,7 @@ KB_HOT int kb_accepted(int fd, int c, struct sockaddr *addr, socklen_t *len, soc
 	if (addr && len) {
 		peer_of(c, addr, given, *len, &peer);
 	} else {
-		/* the host did not want the address; the rules may */
-		struct sockaddr_storage ss;
-		socklen_t l = sizeof ss;
-		int e = errno;
-		peer.family = 0;
-		if (getpeername(c, (struct sockaddr *)&ss, &l) == 0)
-			kb_addr_from_sockaddr((struct sockaddr *)&ss, l, &peer);
-		errno = e;
+		kb_peer_asked(c, &peer); /* the host did not want the address; the rules may */
 	}
 	/* a peer whose last connection died with its holder is marked
 	 * before this one is decided */

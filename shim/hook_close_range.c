@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "act.h"
@@ -26,12 +25,8 @@
 
 static int pass(unsigned first, unsigned last, int flags)
 {
-	int rc;
+	int rc = kb_real.close_range(first, last, flags);
 
-	if (kb_real.close_range)
-		rc = kb_real.close_range(first, last, flags);
-	else
-		rc = (int)kb_raw_syscall(SYS_close_range, first, last, flags, 0, 0, 0);
 	if (rc < 0 && errno == ENOSYS && !(flags & ~CLOSE_RANGE_UNSHARE)) {
 		/* a kernel before 5.9: one close at a time, up to the limit */
 		long max = sysconf(_SC_OPEN_MAX);
@@ -51,7 +46,7 @@ KB_API int close_range(unsigned first, unsigned last, int flags)
 
 KB_API void closefrom(int lowfd)
 {
-	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1) && kb_real.closefrom) {
+	if (__builtin_expect(kb_mode_get() == KB_MODE_OFF, 1)) {
 		kb_real.closefrom(lowfd);
 		return;
 	}

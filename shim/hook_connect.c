@@ -15,7 +15,6 @@
  * call: the address is read once the kernel has taken it.
  */
 #include <errno.h>
-#include <sys/syscall.h>
 
 #include "act.h"
 #include "fdtable.h"
@@ -28,9 +27,7 @@
 
 static int pass(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	if (kb_real.connect)
-		return kb_real.connect(fd, addr, len);
-	return (int)kb_raw_syscall(SYS_connect, fd, (long)addr, (long)len, 0, 0, 0);
+	return kb_real.connect(fd, addr, len);
 }
 
 /* A connection under way to peer: track it, if this is TCP. Only on

@@ -6,7 +6,6 @@
  * away (log.h).
  */
 #include <errno.h>
-#include <sys/syscall.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -20,15 +19,7 @@
 
 static int pass(int oldfd, int newfd, int flags, bool three)
 {
-	if (three)
-		return kb_real.dup3 ? kb_real.dup3(oldfd, newfd, flags)
-				    : (int)kb_raw_syscall(SYS_dup3, oldfd, newfd, flags, 0, 0, 0);
-	if (kb_real.dup2)
-		return kb_real.dup2(oldfd, newfd);
-	/* dup3 refuses oldfd == newfd; dup2 just checks oldfd is valid */
-	if (oldfd == newfd)
-		return (int)kb_raw_syscall(SYS_fcntl, oldfd, F_GETFD, 0, 0, 0, 0) < 0 ? -1 : newfd;
-	return (int)kb_raw_syscall(SYS_dup3, oldfd, newfd, 0, 0, 0, 0);
+	return three ? kb_real.dup3(oldfd, newfd, flags) : kb_real.dup2(oldfd, newfd);
 }
 
 /* The real call; then newfd is the same socket as oldfd, so it gets a copy

@@ -21,9 +21,7 @@
 
 static int pass(int fd, int backlog)
 {
-	if (kb_real.listen)
-		return kb_real.listen(fd, backlog);
-	return (int)kb_raw_syscall(SYS_listen, fd, backlog, 0, 0, 0, 0);
+	return kb_real.listen(fd, backlog);
 }
 
 /* No rule to ask: listen first; a listener is tracked. Out of line, so

@@ -4,7 +4,6 @@
  * must swallow it too or the peer still sees the end of the stream.
  */
 #include <errno.h>
-#include <sys/syscall.h>
 
 #include "act.h"
 #include "fdtable.h"
@@ -15,9 +14,7 @@
 
 static int pass(int fd, int how)
 {
-	if (kb_real.shutdown)
-		return kb_real.shutdown(fd, how);
-	return (int)kb_raw_syscall(SYS_shutdown, fd, how, 0, 0, 0, 0);
+	return kb_real.shutdown(fd, how);
 }
 
 KB_API int shutdown(int fd, int how)

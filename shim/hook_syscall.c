@@ -48,9 +48,7 @@ static bool intercepted(long nr)
 static long slow(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {
 	if (!kb_armed() || kb_guarded()) {
-		if (kb_real.syscall)
-			return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
-		return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
+		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
 	}
 	switch (nr) {
 	case SYS_close:
@@ -88,9 +86,7 @@ __attribute__((noinline)) static long syscall_armed(long nr, long a1, long a2, l
 	/* a close of a descriptor that is none of ours, like any number we
 	 * do not intercept, goes straight through */
 	if (!intercepted(nr) || (nr == SYS_close && kb_mode_get() == KB_MODE_ARMED && kb_fd_untracked((int)a1))) {
-		if (kb_real.syscall)
-			return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
-		return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
+		return kb_real.syscall(nr, a1, a2, a3, a4, a5, a6);
 	}
 	return slow(nr, a1, a2, a3, a4, a5, a6);
 }

@@ -73,10 +73,6 @@ uint64_t kb_since_start_ns(void *ctx)
  * and never a SIGPIPE if nobody reads it (ownwrite.h). */
 #define SAY_WAIT_MS 1000
 
-static void put_stderr(const char *s)
-{
-	kb_say(s, SAY_WAIT_MS);
-}
 
 /* The one place that decides what a configuration error does: say it on
  * stderr and in the log, then stop the host. */
@@ -87,7 +83,7 @@ __attribute__((noreturn)) static void refuse_to_start(const char *message)
 	snprintf(buf, sizeof buf,
 		 "kbfault: %s\nkbfault: not starting %s: it would run without the faults that were asked for (exit status %d)\n",
 		 message, kb_shim.program[0] ? kb_shim.program : "the program", KB_EXIT_CONFIG);
-	put_stderr(buf);
+	kb_say(buf, SAY_WAIT_MS);
 	kb_log_error(message);
 	_exit(KB_EXIT_CONFIG);
 }
@@ -246,7 +242,7 @@ static void init(void)
 			snprintf(msg, sizeof msg,
 				 "kbfault: warning: libkbfault.so was not preloaded in %s (it was loaded after the C library, by dlopen() or the like), so it sees none of the program's calls: KBFAULT_RECIPE is ignored here\n",
 				 kb_shim.program);
-			put_stderr(msg);
+			kb_say(msg, SAY_WAIT_MS);
 		}
 		__atomic_store_n(&kb_mode, KB_MODE_OFF, __ATOMIC_RELEASE);
 		kb_guard_leave();
@@ -259,7 +255,7 @@ static void init(void)
 			snprintf(msg, sizeof msg,
 				 "kbfault: warning: cannot open the injection log %s: %s; injections in %s are not logged\n",
 				 kb_log_path(), why, kb_shim.program);
-			put_stderr(msg);
+			kb_say(msg, SAY_WAIT_MS);
 		}
 	}
 	check_env_names();

@@ -151,7 +151,7 @@ bool kb_is_protected(int fd)
 
 int kb_move_high(int fd)
 {
-	int moved = fcntl(fd, F_DUPFD_CLOEXEC, high_fd_base());
+	int moved = dup_high(fd, high_fd_base());
 	if (moved < 0)
 		return fd;
 	kb_real.close(fd);

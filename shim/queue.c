@@ -343,12 +343,8 @@ static void log_effect(struct queue *q, int fd, const char *via, const char *eff
 
 static void reset_taken(struct queue *q, int c, const char *via, int queued)
 {
-	struct sockaddr_storage ss;
-	socklen_t l = sizeof ss;
 	struct kb_addr peer;
-	memset(&peer, 0, sizeof peer);
-	if (getpeername(c, (struct sockaddr *)&ss, &l) == 0)
-		kb_addr_from_sockaddr((struct sockaddr *)&ss, l, &peer);
+	kb_peer_asked(c, &peer);
 	log_effect(q, c, via, "reset", queued, &peer, "accept queue full");
 	kb_close_with_reset(c);
 }

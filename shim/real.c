@@ -123,6 +123,26 @@ static long raw_syscall(long nr, ...)
 	return kb_raw_syscall(nr, a1, a2, a3, a4, a5, a6);
 }
 
+/* The table starts out with the stand-ins, so that a hook called before
+ * or during resolution (by what dlsym() itself calls) makes the system
+ * call, and no caller ever meets a NULL; resolution puts the C library's
+ * functions in their place. The signal functions have no stand-in: the
+ * C library has them all (hook_signal.c asks before using one). */
+struct kb_real kb_real = {
+	.listen = raw_listen,
+	.accept = raw_accept,
+	.accept4 = raw_accept4,
+	.connect = raw_connect,
+	.close = raw_close,
+	.shutdown = raw_shutdown,
+	.dup2 = raw_dup2,
+	.dup3 = raw_dup3,
+	.close_range = raw_close_range,
+	.closefrom = raw_closefrom,
+	.fclose = raw_fclose,
+	.syscall = raw_syscall,
+};
+
 /* ---- resolution -------------------------------------------------------- */
 
 /* Only when RTLD_NEXT found nothing that is not ours: dlopen() allocates,
@@ -150,13 +170,11 @@ static void *lookup(const char *name)
 
 /* dlsym() returns void *; converting it to a function pointer is what
  * POSIX requires to work, but ISO C does not say so: go through memcpy. */
-#define RESOLVE(field, stand_in)                                                         \
+#define RESOLVE(field)                                                                   \
 	do {                                                                             \
 		void *p_ = lookup(#field);                                               \
 		if (p_ != NULL)                                                          \
 			memcpy(&kb_real.field, &p_, sizeof p_);                          \
-		else                                                                     \
-			kb_real.field = stand_in;                                        \
 	} while (0)
 
 /* The same for the signal functions (hook_signal.c), which have no
@@ -175,19 +193,19 @@ static void resolve(void)
 	kb_guard_enter();
 	if (dladdr((void *)&kb_real_resolve, &info) != 0)
 		self_base = info.dli_fbase;
-	RESOLVE(listen, raw_listen);
-	RESOLVE(accept, raw_accept);
-	RESOLVE(accept4, raw_accept4);
-	RESOLVE(connect, raw_connect);
-	RESOLVE(close, raw_close);
-	RESOLVE(shutdown, raw_shutdown);
-	RESOLVE(dup2, raw_dup2);
-	RESOLVE(dup3, raw_dup3);
+	RESOLVE(listen);
+	RESOLVE(accept);
+	RESOLVE(accept4);
+	RESOLVE(connect);
+	RESOLVE(close);
+	RESOLVE(shutdown);
+	RESOLVE(dup2);
+	RESOLVE(dup3);
 	/* glibc < 2.34 has neither */
-	RESOLVE(close_range, raw_close_range);
-	RESOLVE(closefrom, raw_closefrom);
-	RESOLVE(fclose, raw_fclose);
-	RESOLVE(syscall, raw_syscall);
+	RESOLVE(close_range);
+	RESOLVE(closefrom);
+	RESOLVE(fclose);
+	RESOLVE(syscall);
 	/* no stand-in: hook_vfork.c makes the system call itself */
 	__atomic_store_n(&kb_real_vfork, lookup("vfork"), __ATOMIC_RELEASE);
 	RESOLVE_AS(sigaction, "sigaction");

@@ -7,12 +7,11 @@
  * dlsym(RTLD_NEXT), and if that finds nothing, or finds a function of this
  * very library (calling it would recurse for ever), in the C library's own
  * handle; failing both, a function that makes the system call itself
- * stands in. So once resolution has run no pointer is NULL, whatever the
- * host did: the exported functions call through them unchecked.
- *
- * While resolution itself is running (and in any other re-entrant case)
- * a hook may find a pointer still NULL; kb_raw_syscall() then performs the
- * system call directly, so even that case never crashes.
+ * stands in. The table starts out holding those stand-ins, so no socket
+ * function's pointer is ever NULL - before resolution, while it runs (a
+ * hook called by what dlsym() calls), or after it, whatever the host did:
+ * every hook calls through them unchecked. The signal functions have no
+ * stand-in (hook_signal.c).
  */
 #ifndef KBFAULT_REAL_H
 #define KBFAULT_REAL_H

@@ -14,9 +14,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include "kbfault/addr.h"
 #include "real.h"
 
 /* Is fd a TCP socket? One getsockopt(SO_PROTOCOL), which leaves errno
@@ -33,6 +35,19 @@ static inline bool kb_is_tcp(int fd)
 	bool tcp = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP;
 	errno = saved;
 	return tcp;
+}
+
+/* fd's peer, asked of the kernel (family 0 if it has none, or none that
+ * is IP); errno left alone. */
+static inline void kb_peer_asked(int fd, struct kb_addr *peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int saved = errno;
+	memset(peer, 0, sizeof *peer);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		kb_addr_from_sockaddr((struct sockaddr *)&ss, len, peer);
+	errno = saved;
 }
 
 /* Has fd a connection (or data) waiting right now? poll() with no wait;
