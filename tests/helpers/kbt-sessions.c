@@ -8,9 +8,10 @@
  *                               listener; prints "done BY-MAIN BY-HANDLER"
  *   kbt-sessions cuts           three sessions, the first closed, then a
  *                               fourth: says which clients saw a reset
- *   kbt-sessions clone          listen, make a child with a raw clone()
- *                               system call (no fork handler runs), which
- *                               listens once and leaves; then listen again
+ *   kbt-sessions clone [clone3] listen, make a child with a raw clone() (or
+ *                               clone3()) system call, so that no fork
+ *                               handler runs, which listens once and leaves;
+ *                               then listen again
  *   kbt-sessions forkconnect PORT
  *                               a child connects to 127.0.0.1:PORT, has one
  *                               exchange, shuts down and exit()s without
@@ -38,6 +39,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,13 +158,24 @@ static int do_cuts(void)
 	return 0;
 }
 
-static int do_clone(void)
+/* A child with fork's semantics (no CLONE_VM, a copy of this stack), but
+ * not glibc's fork(): no atfork handler runs in it. */
+static long raw_fork(bool three)
+{
+	if (three) {
+		struct clone_args {
+			uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+		} args = { .exit_signal = SIGCHLD };
+		return syscall(SYS_clone3, &args, sizeof args);
+	}
+	return syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+}
+
+static int do_clone(bool three)
 {
 	struct sockaddr_in at;
 	close(listener(&at, false));
-	/* fork semantics (no CLONE_VM, a copy of this stack), but not
-	 * glibc's fork(): no atfork handler runs in the child */
-	long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+	long pid = raw_fork(three);
 	if (pid == 0) {
 		close(listener(&at, false));
 		_exit(0);
@@ -261,7 +274,7 @@ static int do_clonesession(void)
 	int l = listener(&at, false);
 	int c1 = dial(&at), a1 = accept(l, NULL, NULL);
 	int c2 = dial(&at), a2 = accept(l, NULL, NULL);
-	long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+	long pid = raw_fork(false);
 	if (pid == 0) {
 		close(a1); /* the child's copy: the parent still has the session */
 		_exit(0);
@@ -329,7 +342,7 @@ int main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "cuts") == 0)
 		return do_cuts();
 	if (argc >= 2 && strcmp(argv[1], "clone") == 0)
-		return do_clone();
+		return do_clone(argc >= 3 && strcmp(argv[2], "clone3") == 0);
 	if (argc >= 2 && strcmp(argv[1], "reused") == 0)
 		return do_reused();
 	if (argc >= 2 && strcmp(argv[1], "clonesession") == 0)

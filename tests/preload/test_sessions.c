@@ -144,10 +144,10 @@ Test(sessions, a_cut_acts_on_the_session_it_checked, .timeout = 120)
 /* A child made by a raw clone() runs no fork handler: it still says it
  * exists before its first line, under its own pid, and counts its own
  * hits from one. */
-Test(sessions, a_raw_clone_child_starts_its_own_count)
+static void raw_clone_child_starts_its_own_count(const char *how)
 {
 	char *out, *err;
-	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "clone", NULL };
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "clone", how, NULL };
 
 	cr_assert_eq(kbt_run(argv, under("rule cap\n  on listen\n  action backlog 2\n"), true, 10000, &out, &err), 0,
 		     "%s %s", out, err);
@@ -173,6 +173,16 @@ Test(sessions, a_raw_clone_child_starts_its_own_count)
 	kbt_log_free(&l);
 	free(out);
 	free(err);
+}
+
+Test(sessions, a_raw_clone_child_starts_its_own_count)
+{
+	raw_clone_child_starts_its_own_count("clone");
+}
+
+Test(sessions, a_raw_clone3_child_starts_its_own_count)
+{
+	raw_clone_child_starts_its_own_count("clone3");
 }
 
 /* A client that forks a child per task: the child's link to a node ends
