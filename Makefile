@@ -125,14 +125,16 @@ deps-test:
 	$(Q)scripts/ensure-packages libcriterion-dev
 
 # Every test run has an outer time limit: a test that hangs fails the run
-# (and CI) instead of stalling it.
+# (and CI) instead of stalling it. CRITERION_FLAGS='--filter suite/*' picks
+# tests; `set -f` keeps the shell from expanding the glob against the tree
+# (`cli/*` names files here), which would run none.
 unit: deps-test $(BUILD)/unit-tests
-	$(Q)timeout 600 $(BUILD)/unit-tests $(CRITERION_FLAGS)
+	$(Q)set -f; timeout 600 $(BUILD)/unit-tests $(CRITERION_FLAGS)
 
 helpers: $(HELPERS) $(HELPER_LIBS)
 
 preload: deps-test all helpers $(BUILD)/preload-tests
-	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
+	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 # The real servers and clients the end-to-end tests drive, from Debian.
 E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin postgresql
@@ -140,7 +142,7 @@ E2E_PACKAGES := nginx-light redis-server redis-tools curl iproute2 procps libxml
 # One test at a time: they measure latencies of bursts on 2 cores.
 e2e: deps-test all $(BUILD)/e2e-tests
 	$(Q)scripts/ensure-packages $(E2E_PACKAGES)
-	$(Q)KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 1200 $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
+	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 1200 $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
 
 # The planted bugs of tests/mutants/*.mut (tests/mutants/README.md), each
 # applied alone to a copy of the tree in build-mutants/, where the test it
@@ -201,8 +203,8 @@ bench: all
 VALGRIND := valgrind -q --error-exitcode=95 --leak-check=full --errors-for-leak-kinds=definite
 check-valgrind: deps-test all helpers $(BUILD)/unit-tests $(BUILD)/preload-tests
 	$(Q)scripts/ensure-packages valgrind
-	$(Q)timeout 900 $(VALGRIND) --trace-children=yes $(BUILD)/unit-tests --jobs 1 $(CRITERION_FLAGS)
-	$(Q)KB_SANITIZER=valgrind KB_VALGRIND=1 KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) \
+	$(Q)set -f; timeout 900 $(VALGRIND) --trace-children=yes $(BUILD)/unit-tests --jobs 1 $(CRITERION_FLAGS)
+	$(Q)set -f; KB_SANITIZER=valgrind KB_VALGRIND=1 KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) \
 		timeout 1800 $(BUILD)/preload-tests --jobs 1 $(CRITERION_FLAGS)
 
 # libFuzzer, with ASan and UBSan, on the recipe parser and the log reader,
@@ -243,7 +245,7 @@ fuzz:
 # race makes the program exit with 87 and its test fail.
 check-tsan: deps-test all $(BUILD)/preload-tests
 	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SAN="$(SAN_TSAN)" all helpers
-	$(Q)KB_SANITIZER=tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=87 \
+	$(Q)set -f; KB_SANITIZER=tsan TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=87 \
 		KB_BUILD=$(abspath build-tsan) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 install: $(LIB) $(CLI)
