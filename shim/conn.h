@@ -10,10 +10,18 @@
  * table's handle (fdtable.h).
  *
  * A connection ends when the last process holding it closes it, exits
- * with it open (exit(): our destructor), or is found dead (killed, or
- * gone with _exit(): whoever looks next, kb_conn_sweep). Only then is a
- * session released and, for a connection that ended without a close the
- * shim saw, are the close rules that mark peers applied ("via":"exit").
+ * with it open (exit(): our destructor), is found dead (killed, or gone
+ * with _exit(): whoever looks next, kb_conn_sweep), or is found by a cut
+ * no longer to hold it (its number closed or reused behind our back:
+ * kb_conn_reach). Only then is a session released and, for a connection
+ * that ended without a close the shim saw, are the close rules that mark
+ * peers applied ("via":"exit", or "via":"unseen"); a mark for a
+ * connection that ended in another process names it ("holder") and has
+ * no "local", which cannot be asked of this process.
+ *
+ * A child made by a raw clone() or clone3() runs no fork handler, so no
+ * handler records it as a holder: its close of a copy it inherited ends
+ * nothing here (README, Limits).
  */
 #ifndef KBFAULT_CONN_H
 #define KBFAULT_CONN_H

@@ -15,8 +15,14 @@
  *
  * Entries are written by the thread that creates or closes the
  * descriptor. The header word is published last (release) and cleared
- * first, and every field is accessed atomically, so a concurrent reader
- * sees either the old entry, no entry, or the new one.
+ * first, and every field is accessed atomically, so a reader that sees a
+ * header (acquire) sees the fields published with it, never half an
+ * entry. kb_fd_lookup() does not read the header again after the other
+ * fields, though: one that races with a rewrite of the same entry (the
+ * number closed and reused meanwhile by another thread) can get the old
+ * header with some of the new fields. So before a rule acts on a
+ * descriptor, kb_fd_same() asks the kernel whether it is still the socket
+ * its entry describes.
  */
 #ifndef KBFAULT_FDTABLE_H
 #define KBFAULT_FDTABLE_H

@@ -294,8 +294,8 @@ aborted:
 /* What the rules make of connection c, just taken, once its tally has
  * found a rule due (or the bucket has none): returns c for the host, -1
  * with errno for a failure to report, or -2 when the connection was
- * dropped and the host's accept must take the next one. errno is as it
- * was, but for -1. */
+ * dropped, and the host's accept() takes another only as blocking() says.
+ * errno is as it was, but for -1. */
 __attribute__((noinline)) static int rules_on_taken(int c, const struct kb_addr *peer, uint16_t lport,
 						    bool track, const char *via, uint32_t counted)
 {
@@ -312,8 +312,9 @@ __attribute__((noinline)) static int rules_on_taken(int c, const struct kb_addr 
 	}
 	if (d && d->rule->action == KB_ACT_RESET) {
 		/* dropped as if the stack had refused it: the application
-		 * never sees this connection and waits for the next, as its
-		 * own accept would */
+		 * never sees this connection; its accept() takes another if
+		 * one is waiting, and else fails rather than wait where its own
+		 * call would have returned (blocking()) */
 		kb_close_with_reset(c);
 		errno = e;
 		return -2;

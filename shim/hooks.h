@@ -2,7 +2,9 @@
  * hooks.h - the slow paths of the hooks, shared between the libc entry
  * points (close, accept4, ...) and syscall(), which routes the same
  * system calls here. `via` names the entry point in the log when it is
- * not the call itself ("accept4", "syscall", "fclose", "close_range").
+ * not the call itself ("accept4", "fclose", "close_range", "closefrom",
+ * "syscall", "dup2", "dup3"; a connection's end that no close showed is
+ * conn.h's "exit" or "unseen").
  *
  * Every hook's exported function is a fast path: one load of kb_mode and,
  * when the shim is off, a tail call to the real function. These slow

@@ -330,14 +330,15 @@ static long put(const struct iovec *iov, int n, int wait_ms)
 
 /*
  * Writes one line: whole, or not at all as far as the next line is
- * concerned. A write that stops short (a full filesystem, or a fatal
- * signal arriving mid-write, which can stop a write at a page boundary)
+ * concerned. A write that stops short (a full filesystem, RLIMIT_FSIZE)
  * is never finished: other processes may have appended since, and the
  * rest would land in the middle of their lines. The piece is ended with
  * a newline instead, so that the next line starts on a line of its own;
  * if even that fails, the next write that gets through starts with one.
- * Returns whether the line was written whole; *rc is what the write
- * returned.
+ * A line cut by a fatal signal (a write to a regular file can stop at a
+ * page boundary when one is pending) stays cut: the process runs nothing
+ * after it. Readers resynchronise on the next line. Returns whether the
+ * line was written whole; *rc is what the write returned.
  */
 static char newline[] = "\n";
 

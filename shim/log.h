@@ -13,12 +13,16 @@
  *    room, up to a second; one that waits in vain makes the log "stuck",
  *    and later lines are tried once, without waiting, until one gets
  *    through;
- *  - cut short (a full filesystem; a fatal signal arriving mid-write can
- *    stop a write at a page boundary): the rest is never written, the
- *    piece is ended with a newline (or the next line starts with one);
- *  - lost (either of the above, or any error): counted, and the count
- *    written as a "lost" line once the log takes a line again; one
- *    warning per process on standard error.
+ *  - cut short (a full filesystem, RLIMIT_FSIZE): the rest is never
+ *    written, the piece is ended with a newline (or the next line starts
+ *    with one). A line cut by a fatal signal (the kernel can stop a write
+ *    at a page boundary when one is pending) stays cut, since the process
+ *    runs nothing after it, and the next line written is glued to it:
+ *    readers resynchronise on the next `{"event":"`;
+ *  - lost (no room in time, a line cut short but for one a fatal signal
+ *    cut, or any error): counted, and the count written as a "lost" line
+ *    once the log takes a line again; one warning per process on
+ *    standard error.
  *
  * The descriptors the shim keeps for itself (the log; the refusal sinks
  * of act.h) are out of the host's reach. To a host they look like its
@@ -109,7 +113,7 @@ struct kb_site {
  * (NULL, -1 for the fds and counts) leaves a field out. */
 struct kb_effect {
 	int requested;      /* listen(): the backlog the host asked for */
-	const char *effect; /* what a stateful action did: "reset", "cut", "refused", "pause", "resume" */
+	const char *effect; /* what a stateful action did: "reset", "cut", "refused", "pause", "resume", "none" */
 	const char *reason; /* why, in words: "session limit exceeded" */
 	bool has_count;
 	int64_t count;      /* sessions: the counter after the event */

@@ -18,11 +18,12 @@
  * so while one drains the kernel's queue no other can take a connection
  * from under it. What keeps that lock from hurting the host:
  *
- *  - No cancellation point runs with it held. Cancellation is disabled
- *    from before the lock is taken until after it is given back, so a
- *    thread cancelled while it is in here (poll, accept4, the log's write
- *    and close are all cancellation points) goes on to the end and is
- *    cancelled later, in the host's own accept() or after it.
+ *  - No thread is cancelled with it held. Cancellation is disabled from
+ *    before the lock is taken until after it is given back, so a thread
+ *    cancelled while it is in here (poll, accept4, bind, listen and close
+ *    run under the lock, and are cancellation points otherwise) goes on
+ *    to the end and is cancelled at its next cancellation point, in the
+ *    host's own accept() or after it.
  *  - The guard (guard.h) is raised: a signal handler that calls accept()
  *    or listen() while its thread holds the lock passes straight through
  *    instead of waiting for itself.

@@ -6,12 +6,14 @@
  * may close() before ours runs). Each name is looked up with
  * dlsym(RTLD_NEXT), and if that finds nothing, or finds a function of this
  * very library (calling it would recurse for ever), in the C library's own
- * handle; failing both, a function that makes the system call itself
- * stands in. The table starts out holding those stand-ins, so no socket
- * function's pointer is ever NULL - before resolution, while it runs (a
- * hook called by what dlsym() calls), or after it, whatever the host did:
- * every hook calls through them unchecked. The signal functions have no
- * stand-in (hook_signal.c).
+ * handle; failing both, a socket function (listen to syscall below) has a
+ * stand-in that makes the system call itself. The table starts out
+ * holding those stand-ins, so none of those pointers is ever NULL - before
+ * resolution, while it runs (a hook called by what dlsym() calls), or
+ * after it, whatever the host did: every hook calls through them
+ * unchecked. The signal functions have no stand-in: the C library must
+ * have them (the older names fall back to signal()). kb_real_vfork may
+ * stay NULL, which hook_vfork.c allows for.
  */
 #ifndef KBFAULT_REAL_H
 #define KBFAULT_REAL_H

@@ -2,7 +2,7 @@
  * shim.h - the shim's process-wide state, shared by its files.
  *
  * Written once during start-up (init.c) and read by every hook after it;
- * see docs/design.md for how start-up, the guard and the absence of locks
+ * see docs/design.md for how start-up, the guard and the shim's few locks
  * fit together.
  *
  * kb_mode is the one word every hook reads first:
