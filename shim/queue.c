@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,6 +189,18 @@ void kb_queue_atfork_child(void)
 	}
 }
 
+/* Is q's listener no longer there - its number closed, or holding another
+ * file by now? Asked only when every entry is taken. */
+static bool listener_gone(const struct queue *q)
+{
+	struct stat st;
+	int fd = __atomic_load_n(&q->fd, __ATOMIC_ACQUIRE);
+	int saved = errno;
+	bool gone = fd >= 0 && (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != q->ino);
+	errno = saved;
+	return gone;
+}
+
 static struct queue *find(int fd)
 {
 	for (int i = 0; i < LOCAL_MAX; i++)
@@ -252,6 +265,12 @@ void kb_queue_listen(int fd, const struct kb_verdict *v, int backlog, const stru
 	struct queue *q = find(fd);
 	for (int i = 0; q == NULL && i < LOCAL_MAX; i++)
 		if (queues[i].fd < 0)
+			q = &queues[i];
+	/* none free: take back one whose listener has been closed since (a
+	 * server that listens anew on new numbers, a reload), rather than
+	 * leave every later listener plain */
+	for (int i = 0; q == NULL && i < LOCAL_MAX; i++)
+		if (listener_gone(&queues[i]))
 			q = &queues[i];
 	if (q && q->held == NULL)
 		q->held = kb_alloc(KB_QUEUE_MAX * sizeof *q->held);

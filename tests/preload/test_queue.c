@@ -157,3 +157,18 @@ Test(queue, a_listener_the_host_shuts_down_itself_is_not_waited_on)
 	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0, "the acceptor returned and was joined: %s", out);
 	cr_assert_eq(kbt_json_num(out, "served"), 1, "%s", out);
 }
+
+/* A server that listens again and again, each time on a new descriptor
+ * number, gets an emulated queue every time: the entries of listeners it
+ * has closed are taken back, not held until the table runs out. */
+Test(queue, a_listener_opened_anew_on_a_new_number_is_emulated_each_time, .timeout = 60)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-relisten"), "24", NULL };
+
+	cr_assert_eq(kbt_run(argv, under("rule q\n  on listen\n  action queue 1 reset\n"), true, 40000, &out, &err), 0,
+		     "%s %s", out, err);
+	cr_assert_str_eq(out, "rounds 24\nresets 48\n", "two of three clients reset in every round");
+	free(out);
+	free(err);
+}

@@ -1,0 +1,75 @@
+/*
+ * kbt-relisten - a server that opens its listener again and again, each
+ * time on a new descriptor number (what a reload or a test harness does),
+ * for the preload tests. It knows nothing of kbfault.
+ *
+ *   kbt-relisten N   N rounds: listen, three clients connect, one accept,
+ *                    close it all, keep the old number busy; prints
+ *                    "rounds N" and how many clients saw a reset
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int listener(struct sockaddr_in *at)
+{
+	socklen_t len = sizeof *at;
+	memset(at, 0, sizeof *at);
+	at->sin_family = AF_INET;
+	at->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)at, sizeof *at) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)at, &len) < 0) {
+		printf("error listen %s\n", strerrorname_np(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+/* Did the peer reset this client's connection? */
+static int was_reset(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char c;
+	if (poll(&p, 1, 500) != 1)
+		return 0;
+	return recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET;
+}
+
+int main(int argc, char **argv)
+{
+	int rounds = argc > 1 ? atoi(argv[1]) : 0, resets = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (int r = 0; r < rounds; r++) {
+		struct sockaddr_in at;
+		int l = listener(&at), c[3];
+		for (int i = 0; i < 3; i++) {
+			c[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (c[i] < 0 || connect(c[i], (struct sockaddr *)&at, sizeof at) < 0)
+				return 1;
+		}
+		struct timespec settle = { 0, 20 * 1000 * 1000 };
+		nanosleep(&settle, NULL); /* every handshake in the listener's queue */
+		int a = accept(l, NULL, NULL);
+		for (int i = 0; i < 3; i++) {
+			resets += was_reset(c[i]);
+			close(c[i]);
+		}
+		close(a);
+		close(l);
+		/* the old number stays taken: the next listener gets a new one */
+		if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0)
+			return 1;
+	}
+	printf("rounds %d\nresets %d\n", rounds, resets);
+	return 0;
+}
