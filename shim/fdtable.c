@@ -104,22 +104,28 @@ __attribute__((hot)) bool kb_fd_track_accepted(int fd, uint16_t lport, const str
 
 bool kb_fd_lookup(int fd, struct kb_fd_info *out)
 {
-	uint64_t h = kb_fd_head(fd);
-
-	if (h == 0)
-		return false;
-	const struct kb_fd_entry *e = &kb_fdt[fd];
-	uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
-			   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
-	out->role = KB_HEAD_ROLE(h);
-	out->flags = KB_HEAD_FLAGS(h);
-	out->lport = KB_HEAD_LPORT(h);
-	out->ino = __atomic_load_n(&e->ino, __ATOMIC_RELAXED);
-	out->peer.family = (uint8_t)(h >> 32);
-	out->peer.port = (uint16_t)(h >> 48);
-	memcpy(out->peer.bytes, pb, sizeof pb);
-	out->tag = __atomic_load_n(&e->tag, __ATOMIC_RELAXED);
-	return true;
+	/* the header again after the fields: a rewrite of the entry in
+	 * between (its number closed and reused meanwhile) is read again,
+	 * and one that will not settle counts as no entry */
+	for (int tries = 0; tries < 4; tries++) {
+		uint64_t h = kb_fd_head(fd);
+		if (h == 0)
+			return false;
+		const struct kb_fd_entry *e = &kb_fdt[fd];
+		uint64_t pb[2] = { __atomic_load_n(&e->peer[0], __ATOMIC_RELAXED),
+				   __atomic_load_n(&e->peer[1], __ATOMIC_RELAXED) };
+		out->role = KB_HEAD_ROLE(h);
+		out->flags = KB_HEAD_FLAGS(h);
+		out->lport = KB_HEAD_LPORT(h);
+		out->ino = __atomic_load_n(&e->ino, __ATOMIC_RELAXED);
+		out->peer.family = (uint8_t)(h >> 32);
+		out->peer.port = (uint16_t)(h >> 48);
+		memcpy(out->peer.bytes, pb, sizeof pb);
+		out->tag = __atomic_load_n(&e->tag, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&e->head, __ATOMIC_ACQUIRE) == h)
+			return true;
+	}
+	return false;
 }
 
 /* Sets and clears flags in fd's header, if it has an entry. */

@@ -17,12 +17,13 @@
  * descriptor. The header word is published last (release) and cleared
  * first, and every field is accessed atomically, so a reader that sees a
  * header (acquire) sees the fields published with it, never half an
- * entry. kb_fd_lookup() does not read the header again after the other
- * fields, though: one that races with a rewrite of the same entry (the
- * number closed and reused meanwhile by another thread) can get the old
- * header with some of the new fields. So before a rule acts on a
- * descriptor, kb_fd_same() asks the kernel whether it is still the socket
- * its entry describes.
+ * entry. kb_fd_lookup() reads the header again after the other fields,
+ * and reads once more if it changed, so a lookup racing with a rewrite of
+ * the same entry (the number closed and reused meanwhile by another
+ * thread) does not mix two entries - unless the new header is the old one
+ * bit for bit (same role, flags, ports), which no check short of the
+ * kernel's can tell. So before a rule acts on a descriptor, kb_fd_same()
+ * asks the kernel whether it is still the socket its entry describes.
  */
 #ifndef KBFAULT_FDTABLE_H
 #define KBFAULT_FDTABLE_H
