@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "act.h"
@@ -155,7 +158,6 @@ bool kb_conn_closing(const struct kb_fd_info *info, const char *via)
 {
 	struct kb_conns *t = kb_conn_table();
 	struct kb_conn copy;
-
 	bool fresh;
 
 	if (!(info->flags & KB_FD_CONN) || t == NULL)
@@ -167,6 +169,21 @@ bool kb_conn_closing(const struct kb_fd_info *info, const char *via)
 		return false;
 	ended(&copy, via, true);
 	return true;
+}
+
+/* Is pid, a holder seen by a sweep before every accept, still alive? A
+ * fork-per-connection server's holders are its own children, which one
+ * waitid() answers for without reaping (a child that has exited, a
+ * zombie, is gone); anyone else's are asked of /proc (proc.h). */
+static bool holder_alive(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof si);
+	long rc = kb_sys(SYS_waitid, P_PID, pid, (long)&si, WEXITED | WNOHANG | WNOWAIT, 0, 0);
+	if (rc == 0)
+		return si.si_pid != pid; /* 0: still running; pid: it has exited */
+	return kb_proc_alive(pid);
 }
 
 void kb_conn_sweep(void)
@@ -182,7 +199,7 @@ void kb_conn_sweep(void)
 			struct kb_conn copy;
 			int32_t pid = w.pid;
 			int fd = w.fd;
-			if (pid <= 0 || pid == me() || kb_proc_alive(pid))
+			if (pid <= 0 || pid == me() || holder_alive(pid))
 				continue;
 			/* a dead process holds nothing; only one sweeper takes
 			 * its copy off the count */

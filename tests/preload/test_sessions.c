@@ -151,6 +151,8 @@ static void raw_clone_child_starts_its_own_count(const char *how)
 
 	cr_assert_eq(kbt_run(argv, under("rule cap\n  on listen\n  action backlog 2\n"), true, 10000, &out, &err), 0,
 		     "%s %s", out, err);
+	if (strstr(out, "unsupported"))
+		cr_skip_test("no %s() here", how);
 	struct kbt_log l = kbt_log_read(logpath());
 	const char *parent = NULL, *child = NULL;
 	for (size_t i = 0; i < l.n; i++) {
