@@ -310,12 +310,12 @@ Test(log, concurrent_dup2_onto_the_log_never_sends_lines_into_the_hosts_files, .
 	const char *log = tmp("storm/log");
 	cr_assert_eq(mkdir(tmp("storm"), 0700), 0);
 	char *out, *err;
-	int rc = kbt_run((const char *[]){ helper(), "dupstorm", "150", "3", NULL }, env_for(log), true, 200000, &out,
+	int rc = kbt_run((const char *[]){ helper(), "dupstorm", "600", "3", NULL }, env_for(log), true, 200000, &out,
 			 &err);
 	cr_assert_eq(rc, 0, "%s%s", out, err);
 	cr_assert(strstr(out, "polluted 0 missing 0\n"), "no line in a file of the host's: %s", out);
 	struct kbt_log l = kbt_log_read(log);
-	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 150 * 3, "every injection is in the log");
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 600 * 3, "every injection is in the log");
 	kbt_log_free(&l);
 }
 
