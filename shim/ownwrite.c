@@ -218,6 +218,16 @@ long kb_out_try(int fd, enum kb_out_kind kind, const struct iovec *iov, int n)
 	} else if (kind == KB_OUT_FILE && fsize_limited()) {
 		sig = SIGXFSZ;
 		err = EFBIG;
+	} else if (kind == KB_OUT_OTHER) {
+		/* a terminal (or another device): a background process writing
+		 * to one set `tostop` would be stopped with SIGTTOU; with the
+		 * signal blocked the kernel lets the write through and raises
+		 * nothing (an orphaned process group gets EIO instead) */
+		bool was_blocked = sig_block(SIGTTOU);
+		rc = sys_writev(fd, iov, n);
+		if (!was_blocked)
+			sig_unblock(SIGTTOU);
+		return rc;
 	} else {
 		return sys_writev(fd, iov, n);
 	}

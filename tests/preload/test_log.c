@@ -599,3 +599,23 @@ Test(log, a_program_name_that_is_not_utf8_is_logged_as_valid_utf8, .timeout = 60
 	cr_assert(strstr(text, "\"program\":\"kb\\ufffd\\ufffd-\xc3\xa9-log\""), "replaced, the rest kept: %s", text);
 	free(text);
 }
+
+/* ---- a terminal that stops background writers ------------------------------ */
+
+/* A background job on a terminal with `stty tostop` (a daemon started with
+ * `&`, its stderr the terminal): the log's writes there must not stop it
+ * with SIGTTOU - the start line is written before main(), so even a
+ * program that never writes would stop. */
+Test(log, a_background_job_on_a_tostop_terminal_is_not_stopped)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-tty"), "/bin/true", NULL };
+	cr_assert_eq(kbt_run(argv, NULL, false, 20000, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(out, "exited 0\n", "a quiet program is not stopped without kbfault");
+	free(out);
+	free(err);
+	cr_assert_eq(kbt_run(argv, env_for(NULL), true, 20000, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(out, "exited 0\n", "nor with it, its log on the terminal");
+	free(out);
+	free(err);
+}
