@@ -58,8 +58,10 @@ enum {
 /* The header's flag bits, in place, for masks tested against it. */
 #define KB_HEAD_FLAG(f) ((uint64_t)(f) << 8)
 /* close() must look closer: rules, a descriptor kept open, one whose end
- * the process tree's table must hear of, or one of the shim's own */
-#define KB_HEAD_CLOSE_ASKS KB_HEAD_FLAG(KB_FD_CLOSE_RULES | KB_FD_LEAKED | KB_FD_CONN | KB_FD_OURS)
+ * the process tree's table must hear of, a listener with an emulated
+ * queue (what it holds goes with it), or one of the shim's own */
+#define KB_HEAD_CLOSE_ASKS \
+	KB_HEAD_FLAG(KB_FD_CLOSE_RULES | KB_FD_LEAKED | KB_FD_CONN | KB_FD_QUEUE | KB_FD_OURS)
 
 /* Header word: role (8 bits) | flags (8) | local port (16) | peer family
  * (8) | reserved (8) | peer port (16). Zero means "no entry". */

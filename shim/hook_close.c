@@ -18,6 +18,7 @@
 #include "guard.h"
 #include "hooks.h"
 #include "log.h"
+#include "queue.h"
 #include "real.h"
 #include "shim.h"
 
@@ -102,6 +103,8 @@ __attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *vi
 
 	if (!kb_fd_lookup(fd, &info))
 		return pass(fd);
+	if (info.flags & KB_FD_QUEUE)
+		kb_queue_closing(fd);
 	bool end = true;
 	if (info.flags & (KB_FD_LEAKED | KB_FD_CONN)) {
 		/* What we kept open or share with the tree must still be that

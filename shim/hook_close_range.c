@@ -19,6 +19,7 @@
 #include "guard.h"
 #include "hooks.h"
 #include "log.h"
+#include "queue.h"
 #include "real.h"
 #include "shim.h"
 #include "sock.h"
@@ -66,6 +67,8 @@ static bool keep_open(int fd, const char *via)
 		return true;
 	if (!kb_fd_lookup(fd, &info))
 		return false;
+	if (info.flags & KB_FD_QUEUE)
+		kb_queue_closing(fd);
 	if (!kb_fd_same(fd, &info)) {
 		kb_conn_closing(&info, via);
 		kb_fd_forget(fd);

@@ -14,6 +14,7 @@
 #include "guard.h"
 #include "hooks.h"
 #include "log.h"
+#include "queue.h"
 #include "real.h"
 #include "shim.h"
 
@@ -110,8 +111,11 @@ int kb_dup_hook(int oldfd, int newfd, int flags, bool three, const char *via)
 	if (kb_fd_head(newfd)) {
 		struct kb_fd_info info;
 		/* replacing it closes it: this process's copy is gone */
-		if (kb_fd_lookup(newfd, &info))
+		if (kb_fd_lookup(newfd, &info)) {
+			if (info.flags & KB_FD_QUEUE)
+				kb_queue_closing(newfd);
 			kb_conn_closing(&info, via ? via : three ? "dup3" : "dup2");
+		}
 		kb_fd_forget(newfd);
 	}
 	errno = saved;

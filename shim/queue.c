@@ -410,6 +410,37 @@ static void pause_listener(struct queue *q, struct shared *sh, int fd, const cha
 	log_effect(q, fd, via, "pause", q->count, NULL, NULL);
 }
 
+void kb_queue_closing(int fd)
+{
+	struct queue *q = find(fd);
+
+	if (q == NULL)
+		return;
+	struct outside o = enter();
+	bool there = !listener_gone(q); /* still the listener, not a number reused */
+	struct shared *sh = lock_listener(q);
+	for (; q->count > 0; q->count--, q->head = (q->head + 1) % KB_QUEUE_MAX) {
+		int c = q->held[q->head];
+		struct kb_addr peer;
+		kb_peer_asked(c, &peer);
+		log_effect(q, c, "close", "reset", q->count, &peer, "its listener closed");
+		kb_close_with_reset(c);
+	}
+	q->head = 0;
+	if (sh) {
+		if (__atomic_load_n(&sh->paused_by, __ATOMIC_ACQUIRE) == (int)getpid()) {
+			/* listening again, for the processes that share it (or
+			 * until the kernel closes it); a pause that outlived
+			 * this would be nobody's to undo */
+			if (!there || !resume(q, sh, "close", "its listener closed"))
+				__atomic_store_n(&sh->paused_by, 0, __ATOMIC_RELEASE);
+		}
+		lock_give(&sh->lock);
+	}
+	__atomic_store_n(&q->fd, -1, __ATOMIC_RELEASE);
+	leave(o);
+}
+
 /* Gives the host connection c as accept4(flags) would have. */
 static void as_accepted(int c, int flags)
 {

@@ -69,6 +69,13 @@ enum kb_queue_take kb_queue_take(int fd, int flags, int *conn, const char *via);
  * it)? Then it is shut down on purpose, and will listen again. */
 bool kb_queue_paused(int fd);
 
+/* The host is closing (or dup2()ing over) fd, an emulated listener: what
+ * this process holds for it is reset - as the kernel resets what waits on
+ * a listener that closes, and nobody can accept it any more - and a
+ * pause of this process's is given up (the listener listens again, for
+ * the processes that share it). The entry is free from then on. */
+void kb_queue_closing(int fd);
+
 /* After fork: the per-process lock may have been held by a thread that
  * does not exist in the child, and the connections held for a paused
  * listener are the parent's to hand out. */

@@ -3,9 +3,15 @@
  * time on a new descriptor number (what a reload or a test harness does),
  * for the preload tests. It knows nothing of kbfault.
  *
- *   kbt-relisten N   N rounds: listen, three clients connect, one accept,
- *                    close it all, keep the old number busy; prints
- *                    "rounds N" and how many clients saw a reset
+ *   kbt-relisten N            N rounds: listen, three clients connect, one
+ *                             accept, close it all, keep the old number busy;
+ *                             prints "rounds N" and how many clients saw a reset
+ *   kbt-relisten N closing    N rounds: listen, eight clients connect, one
+ *                             accept, then the listener is closed first (a
+ *                             graceful stop): prints "rounds N" and how many of
+ *                             the seven never accepted were left hanging (no
+ *                             reset, no end of stream) - the kernel resets
+ *                             what waits on a listener that closes
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,9 +50,55 @@ static int was_reset(int fd)
 	return recv(fd, &c, 1, MSG_DONTWAIT) < 0 && errno == ECONNRESET;
 }
 
+/* Has this client's connection ended (reset or end of stream)? */
+static int ended(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	char c;
+	if (poll(&p, 1, 100) != 1)
+		return 0;
+	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+static int closing(int rounds)
+{
+	int hanging = 0;
+
+	for (int r = 0; r < rounds; r++) {
+		struct sockaddr_in at;
+		int l = listener(&at), c[8];
+		for (int i = 0; i < 8; i++) {
+			c[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (c[i] < 0 || connect(c[i], (struct sockaddr *)&at, sizeof at) < 0)
+				return 1;
+		}
+		struct timespec settle = { 0, 20 * 1000 * 1000 };
+		nanosleep(&settle, NULL);
+		struct sockaddr_in peer;
+		socklen_t len = sizeof peer;
+		int a = accept(l, (struct sockaddr *)&peer, &len);
+		close(l);
+		for (int i = 0; i < 8; i++) {
+			struct sockaddr_in me;
+			socklen_t ml = sizeof me;
+			getsockname(c[i], (struct sockaddr *)&me, &ml);
+			if (me.sin_port != peer.sin_port && !ended(c[i]))
+				hanging++;
+			close(c[i]);
+		}
+		close(a);
+	}
+	printf("rounds %d\nhanging %d\n", rounds, hanging);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 0, resets = 0;
+
+	if (argc > 2 && strcmp(argv[2], "closing") == 0)
+		return closing(rounds);
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (int r = 0; r < rounds; r++) {

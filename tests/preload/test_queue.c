@@ -191,3 +191,23 @@ Test(queue, a_listener_opened_anew_on_a_new_number_is_emulated_each_time, .timeo
 	free(out);
 	free(err);
 }
+
+/* A listener closed while its refuse queue holds it paused (a graceful
+ * stop closes the listener first): what the shim holds for it is reset,
+ * as the kernel resets what waits on a listener that closes, and its
+ * pause is given up - no client is left hanging, and a server that does
+ * this again and again keeps its emulated queue every time. */
+Test(queue, a_paused_listener_that_closes_leaves_no_client_hanging, .timeout = 120)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-relisten"), "70", "closing", NULL };
+
+	cr_assert_eq(kbt_run(argv, under("rule q\n  on listen\n  action queue 5 refuse\n"), true, 100000, &out, &err), 0,
+		     "%s %s", out, err);
+	cr_assert_str_eq(out, "rounds 70\nhanging 0\n");
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_eq(kbt_log_count(&l, "effect", "pause", NULL), 70, "every listener's queue paused it");
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
