@@ -90,9 +90,22 @@ static void set_me(pid_t p)
 static struct held {
 	uint64_t handle;
 	int fd;
+	int place; /* the child's place among the holders, kept for it (or -1) */
 } held[KB_CONNS_MAX];
 static size_t nheld;
 static int fork_saved_errno;
+
+/*
+ * The child's pid is written into its places by whichever comes first:
+ * the child's handler, or the parent as fork() returns the pid to it
+ * (kb_conn_forked) - a child killed before it ran a line is then still
+ * known, and a sweep finds it gone. fork_seq tells the parent whether
+ * held[] is still its fork's: a prepare of another fork bumps it, under
+ * fill_lock, before it touches held[]; a parent filling holds the lock.
+ */
+static uint64_t fork_seq;
+static int fill_lock;
+static __thread uint64_t my_fork_seq __attribute__((tls_model("initial-exec")));
 
 /* errno across _Fork(), which sets it only when it fails: the parent
  * handler tells a failed fork by errno no longer being this. */
@@ -287,12 +300,20 @@ static void fork_prepare(void)
 	struct kb_fd_info info;
 	int limit = kb_fd_limit();
 
-	nheld = 0;
 	fork_saved_errno = errno;
 	if (kb_conn_table() == NULL || kb_guarded())
 		return;
+	kb_guard_enter();
+	while (__atomic_exchange_n(&fill_lock, 1, __ATOMIC_ACQUIRE))
+		kb_sys(SYS_sched_yield, 0, 0, 0, 0, 0, 0); /* a parent filling: a few stores */
+	__atomic_add_fetch(&fork_seq, 1, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&fill_lock, 0, __ATOMIC_RELEASE);
+	kb_guard_leave();
+	nheld = 0;
 	for (int fd = 0; fd < limit && nheld < KB_CONNS_MAX; fd++) {
-		if (!kb_fd_lookup(fd, &info) || (info.flags & KB_FD_LEAKED))
+		/* a copy this process was never counted for (KB_FD_COPY) is
+		 * not its to count for a child either */
+		if (!kb_fd_lookup(fd, &info) || (info.flags & (KB_FD_LEAKED | KB_FD_COPY)))
 			continue;
 		uint64_t h = 0;
 		if (info.flags & KB_FD_CONN)
@@ -304,6 +325,7 @@ static void fork_prepare(void)
 		kb_conns_hold(kb_conn_table(), h);
 		held[nheld].handle = h;
 		held[nheld].fd = fd;
+		held[nheld].place = kb_conns_reserve(kb_conn_table(), h, fd);
 		nheld++;
 	}
 	errno = FORK_SENTINEL;
@@ -313,19 +335,85 @@ static void fork_parent(void)
 {
 	if (errno != FORK_SENTINEL) {
 		/* the fork failed: no child holds anything */
-		for (size_t i = 0; i < nheld; i++)
+		for (size_t i = 0; i < nheld; i++) {
+			kb_conns_unreserve(kb_conn_table(), held[i].handle, held[i].place);
 			kb_conns_unhold(kb_conn_table(), held[i].handle);
+		}
+		nheld = 0;
 		return; /* glibc puts the fork's errno back */
 	}
+	my_fork_seq = __atomic_load_n(&fork_seq, __ATOMIC_ACQUIRE);
 	errno = fork_saved_errno;
 }
 
+void kb_conn_forked(pid_t child)
+{
+	if (kb_conn_table() == NULL || child <= 0 || kb_guarded())
+		return;
+	kb_guard_enter();
+	while (__atomic_exchange_n(&fill_lock, 1, __ATOMIC_ACQUIRE))
+		kb_sys(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+	if (__atomic_load_n(&fork_seq, __ATOMIC_ACQUIRE) == my_fork_seq)
+		for (size_t i = 0; i < nheld; i++)
+			kb_conns_fill(kb_conn_table(), held[i].handle, held[i].place, child);
+	__atomic_store_n(&fill_lock, 0, __ATOMIC_RELEASE);
+	kb_guard_leave();
+}
+
+/* Is fd, in this child, still the connection `handle` its parent counted
+ * it for? */
+static bool still_held(int fd, uint64_t handle)
+{
+	struct kb_fd_info info;
+	return kb_fd_lookup(fd, &info) && (info.flags & KB_FD_CONN) && info.tag == handle;
+}
+
+/*
+ * In the child. Each connection counted for it: the child says it holds
+ * it - or, if its parent closed it between the count and the fork, that
+ * it does not, which may end it (the parent's close ended nothing, the
+ * count being this child's). Then what the parent held but could not
+ * count for this child, having accepted or entered it while the fork was
+ * under way: the child's copies of those end nothing (KB_FD_COPY).
+ */
 static void fork_child(void)
 {
+	struct kb_conns *t = kb_conn_table();
 	pid_t p = (pid_t)kb_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	struct kb_fd_info info;
+
 	set_me(p);
-	for (size_t i = 0; i < nheld; i++)
-		kb_conns_record(kb_conn_table(), held[i].handle, p, held[i].fd);
+	fill_lock = 0; /* a thread of the parent's may have held it */
+	if (t == NULL)
+		goto out;
+	for (size_t i = 0; i < nheld; i++) {
+		struct kb_conn gone;
+		if (still_held(held[i].fd, held[i].handle)) {
+			if (held[i].place >= 0)
+				kb_conns_fill(t, held[i].handle, held[i].place, p);
+			else
+				kb_conns_record(t, held[i].handle, p, held[i].fd);
+			continue;
+		}
+		kb_conns_unreserve(t, held[i].handle, held[i].place);
+		if (kb_conns_drop(t, held[i].handle, p, false, &gone) == 0) {
+			ended(&gone, "close", true);
+			mark_ended(&gone, held[i].fd, p, "close");
+		}
+	}
+	int limit = kb_fd_limit();
+	size_t next = 0; /* held[] is in descriptor order */
+	for (int fd = 0; fd < limit; fd++) {
+		while (next < nheld && held[next].fd < fd)
+			next++;
+		bool counted = next < nheld && held[next].fd == fd;
+		if (counted || !kb_fd_lookup(fd, &info) || (info.flags & KB_FD_COPY) ||
+		    !((info.flags & KB_FD_CONN) || end_role(info.role)))
+			continue;
+		kb_fd_unmark(fd, KB_FD_CONN);
+		kb_fd_mark(fd, KB_FD_COPY);
+	}
+out:
 	if (errno == FORK_SENTINEL)
 		errno = fork_saved_errno;
 }
@@ -345,8 +433,8 @@ __attribute__((destructor)) static void at_exit(void)
 	for (int fd = 0; fd < limit; fd++) {
 		if (!kb_fd_lookup(fd, &info) || (info.role != KB_ROLE_ACCEPTED && info.role != KB_ROLE_OUTBOUND))
 			continue;
-		if (!(info.flags & (KB_FD_CONN)) && !end_role(info.role))
-			continue;
+		if ((info.flags & KB_FD_COPY) || (!(info.flags & KB_FD_CONN) && !end_role(info.role)))
+			continue; /* a copy that was never counted for this process ends nothing */
 		if (!kb_fd_same(fd, &info))
 			continue;
 		struct kb_conn c = { .id = { (uint8_t)info.role, info.peer, info.lport, info.ino } };

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "kbfault/conns.h"
 #include "fdtable.h"
@@ -55,6 +56,10 @@ uint64_t kb_conn_enter(int fd, const struct kb_fd_info *info);
  * its only holder is this process); false when another process still
  * holds it. A session that ends is released. */
 bool kb_conn_closing(const struct kb_fd_info *info, const char *via);
+
+/* fork() has just returned child's pid to this process: the child is the
+ * holder of what the fork handlers counted for it (hook_fork.c). */
+void kb_conn_forked(pid_t child);
 
 /* Drops the holders that are no longer alive, ending what they alone
  * held. Cheap when nothing is held by another process. */

@@ -40,7 +40,11 @@ enum {
 	 * entry's tag: a session, or a connection held by more than one
 	 * process whose end a rule waits for */
 	KB_FD_CONN = 2,
-	/* 4: free */
+	/* this process's copy of a connection that the tree's table does not
+	 * count for it (it was inherited from a fork that could not count it:
+	 * accepted by another thread while the fork was under way): closing
+	 * it ends nothing, marks no peer, releases no session (conn.c) */
+	KB_FD_COPY = 4,
 	KB_FD_QUEUE = 8,   /* a listener with an emulated accept queue (queue.h) */
 	/* What the plan holds for the descriptor's role, copied into the
 	 * entry when it is tracked (kb_fd_role_flags), so that a hook's fast

@@ -105,7 +105,7 @@ __attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *vi
 		return pass(fd);
 	if (info.flags & KB_FD_QUEUE)
 		kb_queue_closing(fd);
-	bool end = true;
+	bool end = !(info.flags & KB_FD_COPY);
 	if (info.flags & (KB_FD_LEAKED | KB_FD_CONN)) {
 		/* What we kept open or share with the tree must still be that
 		 * socket before we answer for it. A plain entry is checked
@@ -129,7 +129,7 @@ __attribute__((noinline)) KB_HOT static int close_tracked(int fd, const char *vi
 		}
 		/* a fork-per-connection parent's close of its copy ends
 		 * nothing: the child still holds the connection (conn.h) */
-		end = kb_conn_closing(&info, via);
+		end = kb_conn_closing(&info, via) && end;
 		errno = saved;
 	}
 	if (!rules) {

@@ -76,7 +76,7 @@ static bool keep_open(int fd, const char *via)
 	}
 	if (info.flags & KB_FD_LEAKED)
 		return true; /* already "closed" as far as the host knows */
-	bool end = kb_conn_closing(&info, via);
+	bool end = kb_conn_closing(&info, via) && !(info.flags & KB_FD_COPY);
 	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
 		kb_fd_forget(fd);
 		return false;

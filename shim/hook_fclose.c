@@ -73,7 +73,7 @@ static int fclose_slow(FILE *fp)
 		errno = saved;
 		return pass(fp);
 	}
-	bool end = kb_conn_closing(&info, "fclose");
+	bool end = kb_conn_closing(&info, "fclose") && !(info.flags & KB_FD_COPY);
 	if (!kb_plan_wants(&kb_shim.plan, KB_CALL_CLOSE, info.role)) {
 		kb_fd_forget(fd);
 		errno = saved;

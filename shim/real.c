@@ -17,6 +17,7 @@
 #include <gnu/libc-version.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,13 @@ static int raw_fclose(FILE *fp)
 	return flushed == 0 && closed == 0 ? 0 : EOF;
 }
 
+/* Without the C library's fork() its handlers cannot run: the child is
+ * made all the same, as a fork would make it. */
+static pid_t raw_fork(void)
+{
+	return (pid_t)kb_raw_syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0, 0);
+}
+
 static long raw_syscall(long nr, ...)
 {
 	va_list ap;
@@ -140,6 +148,7 @@ struct kb_real kb_real = {
 	.close_range = raw_close_range,
 	.closefrom = raw_closefrom,
 	.fclose = raw_fclose,
+	.fork = raw_fork,
 	.syscall = raw_syscall,
 };
 
@@ -205,6 +214,7 @@ static void resolve(void)
 	RESOLVE(close_range);
 	RESOLVE(closefrom);
 	RESOLVE(fclose);
+	RESOLVE(fork);
 	RESOLVE(syscall);
 	/* no stand-in: hook_vfork.c makes the system call itself */
 	__atomic_store_n(&kb_real_vfork, lookup("vfork"), __ATOMIC_RELEASE);

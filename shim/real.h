@@ -36,6 +36,7 @@ struct kb_real {
 	int (*close_range)(unsigned, unsigned, int);
 	void (*closefrom)(int);
 	int (*fclose)(FILE *);
+	pid_t (*fork)(void);
 	long (*syscall)(long, ...);
 	/* hook_signal.c */
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);

@@ -193,6 +193,8 @@ void kb_session_admit(int conn, const struct kb_site *site, const struct kb_verd
 		 * session, so it counts as one that came and went at once */
 		kb_sessions_admit(ctr, r);
 		kb_sessions_release(ctr, r, false);
+		if (kb_sessions_must_cut(ctr, r))
+			cut_one(v, site->call, site->via, 0);
 		errno = saved;
 		return;
 	}

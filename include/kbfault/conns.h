@@ -29,7 +29,7 @@
 #include "kbfault/addr.h"
 
 #define KB_CONNS_MAX 4096
-#define KB_CONN_WHO 4 /* holders recorded by pid and descriptor */
+#define KB_CONN_WHO 16 /* holders recorded by pid and descriptor */
 
 enum { KB_CONN_FREE, KB_CONN_BUSY, KB_CONN_LIVE };
 
@@ -118,6 +118,15 @@ void kb_conns_unhold(struct kb_conns *t, uint64_t handle);
 /* The new holder (already counted by kb_conns_hold) says which process
  * it is and by which descriptor it holds the connection. */
 void kb_conns_record(struct kb_conns *t, uint64_t handle, int32_t pid, int32_t fd);
+
+/* A holder's place kept before its pid is known (a fork under way: the
+ * child, or its parent once fork() has returned its pid, fills it in).
+ * Returns the place, or -1 when every place is taken (the holder is then
+ * counted but not known). A place kept and not filled is never taken for
+ * another holder, nor taken for a dead one. */
+int kb_conns_reserve(struct kb_conns *t, uint64_t handle, int32_t fd);
+void kb_conns_fill(struct kb_conns *t, uint64_t handle, int place, int32_t pid);
+void kb_conns_unreserve(struct kb_conns *t, uint64_t handle, int place);
 
 /* pid drops its copy. Returns the number of holders left: 0 means the
  * connection has ended, and *ended (if not NULL) gets the slot as it was,

@@ -167,6 +167,43 @@ void kb_conns_record(struct kb_conns *t, uint64_t handle, int32_t pid, int32_t f
 	/* more holders than we record: still counted, just not reachable */
 }
 
+int kb_conns_reserve(struct kb_conns *t, uint64_t handle, int32_t fd)
+{
+	struct kb_conn_slot *s = get(t, handle);
+
+	for (int k = 0; s && k < KB_CONN_WHO; k++) {
+		int32_t expected = 0;
+		if (__atomic_load_n(&s->who[k].pid, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&s->who[k].pid, &expected, -1, false, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED)) {
+			__atomic_store_n(&s->who[k].fd, fd, __ATOMIC_RELAXED);
+			return k;
+		}
+	}
+	return -1;
+}
+
+void kb_conns_fill(struct kb_conns *t, uint64_t handle, int place, int32_t pid)
+{
+	struct kb_conn_slot *s = get(t, handle);
+	int32_t expected = -1;
+
+	/* whoever comes first, the child or its parent: the same pid */
+	if (s && place >= 0 && place < KB_CONN_WHO)
+		__atomic_compare_exchange_n(&s->who[place].pid, &expected, pid, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+}
+
+void kb_conns_unreserve(struct kb_conns *t, uint64_t handle, int place)
+{
+	struct kb_conn_slot *s = get(t, handle);
+	int32_t expected = -1;
+
+	if (s && place >= 0 && place < KB_CONN_WHO)
+		__atomic_compare_exchange_n(&s->who[place].pid, &expected, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+}
+
 uint32_t kb_conns_drop(struct kb_conns *t, uint64_t handle, int32_t pid, bool recorded,
 		       struct kb_conn *ended)
 {

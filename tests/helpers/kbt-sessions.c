@@ -26,6 +26,20 @@
  *                               closes its copy of the first and leaves;
  *                               then says whether the second's client is
  *                               still connected ("second open")
+ *   kbt-sessions overflow N     N sessions held open at once (its descriptor
+ *                               limit raised for them): prints "held N", or
+ *                               "unsupported" if the limit cannot be raised
+ *   kbt-sessions holders K      a connection accepted, K children forked that
+ *                               hold it, its own copy closed, the children
+ *                               killed and reaped; then a second connection
+ *                               from the same address: "second accepted" or
+ *                               "second refused" (accept failed: reset)
+ *   kbt-sessions forkrace MS    for MS milliseconds one thread accepts (and
+ *                               keeps every connection open) while another
+ *                               forks children that close descriptors 3 to
+ *                               1023 and _exit(), a third connects 40
+ *                               clients, and a fourth keeps malloc busy;
+ *                               prints "accepted N forks F"
  *   kbt-sessions clients PORT N CONCURRENCY
  *                               N sessions of three exchanges against
  *                               127.0.0.1:PORT; one line per session: its
@@ -43,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -292,6 +307,129 @@ static int do_clonesession(void)
 	return 0;
 }
 
+static int do_overflow(int n)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max < (rlim_t)(2 * n + 64)) {
+		printf("unsupported\n");
+		return 0;
+	}
+	rl.rlim_cur = (rlim_t)(2 * n + 64);
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		printf("unsupported\n");
+		return 0;
+	}
+	struct sockaddr_in at;
+	int l = listener(&at, false);
+	for (int i = 0; i < n; i++) {
+		int c = dial(&at);
+		if (accept(l, NULL, NULL) < 0) {
+			printf("error accept %s\n", strerrorname_np(errno));
+			return 1;
+		}
+		(void)c; /* held: every session stays open */
+	}
+	printf("held %d\n", n);
+	return 0;
+}
+
+static int do_holders(int k)
+{
+	struct sockaddr_in at;
+	pid_t kids[64];
+	int l = listener(&at, false);
+	int c1 = dial(&at), x = accept(l, NULL, NULL);
+
+	if (x < 0 || k < 1 || k > 64)
+		return 1;
+	for (int i = 0; i < k; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			for (;;)
+				pause(); /* holds its copy of the connection */
+		}
+	}
+	close(x);
+	for (int i = 0; i < k; i++)
+		kill(kids[i], SIGKILL);
+	for (int i = 0; i < k; i++)
+		waitpid(kids[i], NULL, 0);
+	close(c1);
+	int c2 = dial(&at), y = accept(l, NULL, NULL);
+	printf("second %s\n", y >= 0 ? "accepted" : "refused");
+	(void)c2;
+	return 0;
+}
+
+static int race_l, race_stop;
+static long race_accepted, race_forks;
+static struct sockaddr_in race_at;
+
+static void *race_acceptor(void *arg)
+{
+	while (!__atomic_load_n(&race_stop, __ATOMIC_RELAXED)) {
+		struct pollfd p = { race_l, POLLIN, 0 };
+		if (poll(&p, 1, 20) == 1 && accept(race_l, NULL, NULL) >= 0)
+			__atomic_add_fetch(&race_accepted, 1, __ATOMIC_RELAXED); /* kept open */
+	}
+	return arg;
+}
+
+static void *race_forker(void *arg)
+{
+	while (!__atomic_load_n(&race_stop, __ATOMIC_RELAXED)) {
+		pid_t p = fork();
+		if (p == 0) {
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd); /* what a helper does with what it inherited */
+			_exit(0);
+		}
+		if (p > 0 && waitpid(p, NULL, 0) == p)
+			__atomic_add_fetch(&race_forks, 1, __ATOMIC_RELAXED);
+	}
+	return arg;
+}
+
+static void *race_clients(void *arg)
+{
+	for (int i = 0; i < 40 && !__atomic_load_n(&race_stop, __ATOMIC_RELAXED); i++) {
+		dial(&race_at); /* kept open */
+		usleep(20000);
+	}
+	return arg;
+}
+
+/* malloc and free without a pause: fork() takes malloc's locks after the
+ * fork handlers have run, so this widens the moment between the handlers'
+ * count and the fork itself, which an accept can fall into */
+static void *race_churn(void *arg)
+{
+	void *v[64] = { 0 };
+	for (unsigned i = 0; !__atomic_load_n(&race_stop, __ATOMIC_RELAXED); i++) {
+		free(v[i & 63]);
+		v[i & 63] = malloc(100 + (i * 7919) % 20000);
+	}
+	for (int i = 0; i < 64; i++)
+		free(v[i]);
+	return arg;
+}
+
+static int do_forkrace(int ms)
+{
+	pthread_t t[4];
+	race_l = listener(&race_at, true);
+	pthread_create(&t[0], NULL, race_acceptor, NULL);
+	pthread_create(&t[1], NULL, race_forker, NULL);
+	pthread_create(&t[2], NULL, race_clients, NULL);
+	pthread_create(&t[3], NULL, race_churn, NULL);
+	usleep((useconds_t)ms * 1000);
+	__atomic_store_n(&race_stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	printf("accepted %ld forks %ld\n", race_accepted, race_forks);
+	return 0;
+}
+
 static struct sockaddr_in target;
 static int next_session, sessions;
 
@@ -349,13 +487,19 @@ int main(int argc, char **argv)
 		return do_clone(argc >= 3 && strcmp(argv[2], "clone3") == 0);
 	if (argc >= 2 && strcmp(argv[1], "reused") == 0)
 		return do_reused();
+	if (argc >= 3 && strcmp(argv[1], "forkrace") == 0)
+		return do_forkrace(atoi(argv[2]));
+	if (argc >= 3 && strcmp(argv[1], "holders") == 0)
+		return do_holders(atoi(argv[2]));
+	if (argc >= 3 && strcmp(argv[1], "overflow") == 0)
+		return do_overflow(atoi(argv[2]));
 	if (argc >= 2 && strcmp(argv[1], "clonesession") == 0)
 		return do_clonesession();
 	if (argc >= 3 && strcmp(argv[1], "forkconnect") == 0)
 		return do_forkconnect(atoi(argv[2]));
 	if (argc >= 5 && strcmp(argv[1], "clients") == 0)
 		return do_clients(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
-	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | clonesession | reused | forkconnect PORT |"
+	fprintf(stderr, "usage: kbt-sessions sigaccept N | cuts | clone | clonesession | reused | overflow N | holders K | forkrace MS | forkconnect PORT |"
 			" clients PORT N CONCURRENCY\n");
 	return 2;
 }

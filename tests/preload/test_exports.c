@@ -11,7 +11,7 @@ Test(exports, exactly_the_hooks)
 {
 	static const char *const expected[] = {
 		"__sysv_signal", "accept", "accept4", "bsd_signal", "close", "close_range", "closefrom",
-		"connect", "dup2", "dup3", "fclose", "kbfault_version", "listen", "shutdown", "sigaction",
+		"connect", "dup2", "dup3", "fclose", "fork", "kbfault_version", "listen", "shutdown", "sigaction",
 		"signal", "sigset", "sigtimedwait", "sigwait", "sigwaitinfo", "syscall", "sysv_signal",
 #if defined(__x86_64__)
 		"vfork", /* hook_vfork.c: x86_64 only */

@@ -262,3 +262,75 @@ Test(sessions, a_raw_clone_child_ends_none_of_its_parents_sessions)
 	free(out);
 	free(err);
 }
+
+/* More sessions at once than the tree's table holds (4,096): one past it
+ * counts as a session that came and went at once - and what it does to
+ * the count can make the model cut, as any session's end can. */
+Test(sessions, sessions_beyond_the_table_still_move_the_model, .timeout = 60)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "overflow", "4200", NULL };
+	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 10\n  slots 0\n";
+
+	cr_assert_eq(kbt_run(argv, under(recipe), true, 50000, &out, &err), 0, "%s %s", out, err);
+	if (strstr(out, "unsupported"))
+		cr_skip_test("cannot raise the descriptor limit to 8,464");
+	cr_assert_str_eq(out, "held 4200\n");
+	struct kbt_log l = kbt_log_read(logpath());
+	cr_assert_geq(kbt_log_count(&l, "effect", "cut", "call", "accept", NULL), 1,
+		      "the count went below zero while the sessions were admitted: a cut");
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
+
+/* A connection held by many processes (a parent that forked a dozen
+ * children while it held it), all of them killed: the link ends when the
+ * last one is found gone, however many there were, and the node cannot
+ * re-join (Q238009). */
+Test(sessions, a_link_held_by_a_dozen_processes_ends_when_they_die, .timeout = 30)
+{
+	char *out, *err, env_recipe[700], env_log[720], dir[700];
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "holders", "12", NULL };
+
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=q238009-rejoin-fails-until-restart");
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(dir, sizeof dir, "KBFAULT_RECIPE_DIR=%s/recipes", getenv("KB_SRC") ? getenv("KB_SRC") : ".");
+	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, env_log, dir, NULL }, true, 20000, &out, &err), 0,
+		     "%s %s", out, err);
+	cr_assert_str_eq(out, "second refused\n");
+	free(out);
+	free(err);
+}
+
+/* One thread accepts and keeps every connection while another forks
+ * helpers that close what they inherited: a connection accepted while a
+ * fork is under way reaches the child uncounted, and the child's close of
+ * that copy must end nothing - no connection of this server ever ends,
+ * so no peer may be marked. */
+Test(sessions, a_fork_racing_an_accept_ends_no_connection, .timeout = 30)
+{
+	char *out, *err, env_recipe[700], env_log[720], dir[700];
+	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "forkrace", "1500", NULL };
+
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=q238009-rejoin-fails-until-restart");
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(dir, sizeof dir, "KBFAULT_RECIPE_DIR=%s/recipes", getenv("KB_SRC") ? getenv("KB_SRC") : ".");
+	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, env_log, dir, NULL }, true, 20000, &out, &err), 0,
+		     "%s %s", out, err);
+	long accepted = 0, forks = 0;
+	cr_assert_eq(sscanf(out, "accepted %ld forks %ld", &accepted, &forks), 2, "%s", out);
+	cr_assert_geq(accepted, 20, "%s", out);
+	cr_assert_geq(forks, 20, "%s", out);
+	struct kbt_log l = kbt_log_read(logpath());
+	size_t marks = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		const char *ev = kb_json_str(&l.line[i], "event"), *via = kb_json_str(&l.line[i], "via");
+		/* the process's own exit ends what it held: those marks are due */
+		marks += strcmp(ev, "mark") == 0 && !(via && strcmp(via, "exit") == 0);
+	}
+	cr_assert_eq(marks, 0, "%zu peers marked while every connection was still open", marks);
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
