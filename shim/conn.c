@@ -38,19 +38,10 @@ static uint32_t end_roles;
 static pid_t *self_page;
 static pid_t self_fallback; /* where the page could not be had */
 
-/* Forgets, in a child made by a raw clone(), the connections it inherited:
- * no fork handler counted it as holding them, so closing its copies must
- * end nothing, and its entries say so from now on. */
-static void disown_inherited(void)
-{
-	int limit = kb_fd_limit();
-	for (int fd = 0; fd < limit; fd++)
-		if (kb_fd_head(fd) & KB_HEAD_FLAG(KB_FD_CONN))
-			kb_fd_unmark(fd, KB_FD_CONN);
-}
+static void mark_copies(size_t counted);
 
 /* This process's pid; *fresh says this call found the process to be a
- * raw clone()'s child (and disowned what it inherited). */
+ * raw clone()'s child (and marked what it inherited as copies). */
 static pid_t me_fresh(bool *fresh)
 {
 	*fresh = false;
@@ -61,7 +52,7 @@ static pid_t me_fresh(bool *fresh)
 		return p;
 	p = (pid_t)kb_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	__atomic_store_n(self_page, p, __ATOMIC_RELAXED);
-	disown_inherited();
+	mark_copies(0); /* no fork handler counted it for anything it inherited */
 	*fresh = true;
 	return p;
 }
@@ -177,7 +168,7 @@ bool kb_conn_closing(const struct kb_fd_info *info, const char *via)
 		return true;
 	pid_t p = me_fresh(&fresh);
 	if (fresh)
-		return true; /* inherited uncounted (disown_inherited) */
+		return true; /* inherited uncounted (mark_copies) */
 	if (kb_conns_drop(t, info->tag, p, false, &copy) != 0)
 		return false;
 	ended(&copy, via, true);
@@ -360,6 +351,27 @@ void kb_conn_forked(pid_t child)
 	kb_guard_leave();
 }
 
+/* In a child: the copies of connections (in the tree's table, or of a role
+ * whose end matters) that no fork handler counted for this process - all
+ * but the first `counted` of held[], which is in descriptor order - end
+ * nothing when it closes them (KB_FD_COPY). */
+static void mark_copies(size_t counted)
+{
+	struct kb_fd_info info;
+	int limit = kb_fd_limit();
+	size_t next = 0;
+
+	for (int fd = 0; fd < limit; fd++) {
+		while (next < counted && held[next].fd < fd)
+			next++;
+		if ((next < counted && held[next].fd == fd) || !kb_fd_lookup(fd, &info) ||
+		    (info.flags & KB_FD_COPY) || !((info.flags & KB_FD_CONN) || end_role(info.role)))
+			continue;
+		kb_fd_unmark(fd, KB_FD_CONN);
+		kb_fd_mark(fd, KB_FD_COPY);
+	}
+}
+
 /* Is fd, in this child, still the connection `handle` its parent counted
  * it for? */
 static bool still_held(int fd, uint64_t handle)
@@ -380,7 +392,6 @@ static void fork_child(void)
 {
 	struct kb_conns *t = kb_conn_table();
 	pid_t p = (pid_t)kb_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
-	struct kb_fd_info info;
 
 	set_me(p);
 	fill_lock = 0; /* a thread of the parent's may have held it */
@@ -401,18 +412,7 @@ static void fork_child(void)
 			mark_ended(&gone, held[i].fd, p, "close");
 		}
 	}
-	int limit = kb_fd_limit();
-	size_t next = 0; /* held[] is in descriptor order */
-	for (int fd = 0; fd < limit; fd++) {
-		while (next < nheld && held[next].fd < fd)
-			next++;
-		bool counted = next < nheld && held[next].fd == fd;
-		if (counted || !kb_fd_lookup(fd, &info) || (info.flags & KB_FD_COPY) ||
-		    !((info.flags & KB_FD_CONN) || end_role(info.role)))
-			continue;
-		kb_fd_unmark(fd, KB_FD_CONN);
-		kb_fd_mark(fd, KB_FD_COPY);
-	}
+	mark_copies(nheld);
 out:
 	if (errno == FORK_SENTINEL)
 		errno = fork_saved_errno;
