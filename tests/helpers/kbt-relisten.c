@@ -75,12 +75,12 @@ static int closing(int rounds)
 		}
 		struct timespec settle = { 0, 20 * 1000 * 1000 };
 		nanosleep(&settle, NULL);
-		struct sockaddr_in peer;
+		struct sockaddr_in peer = { 0 };
 		socklen_t len = sizeof peer;
 		int a = accept(l, (struct sockaddr *)&peer, &len);
 		close(l);
 		for (int i = 0; i < 8; i++) {
-			struct sockaddr_in me;
+			struct sockaddr_in me = { 0 };
 			socklen_t ml = sizeof me;
 			getsockname(c[i], (struct sockaddr *)&me, &ml);
 			if (me.sin_port != peer.sin_port && !ended(c[i]))
