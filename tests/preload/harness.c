@@ -62,6 +62,37 @@ const char *kbt_write(const char *name, const char *text)
 	return p;
 }
 
+const char *kbt_logpath(void)
+{
+	static char log[600];
+	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
+	return log;
+}
+
+const char **kbt_under(const char *recipe)
+{
+	static char env_recipe[700], env_log[700];
+	static const char *env[3];
+	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
+	env[0] = env_recipe;
+	env[1] = env_log;
+	env[2] = NULL;
+	return env;
+}
+
+bool kbt_sanitizer_is(const char *name)
+{
+	const char *san = getenv("KB_SANITIZER");
+	return san && strcmp(san, name) == 0;
+}
+
+void kbt_skip_under(const char *sanitizer, const char *why)
+{
+	if (kbt_sanitizer_is(sanitizer))
+		cr_skip_test("%s", why);
+}
+
 /* Every process group a test starts. A failed assertion abandons the test
  * body before it stops its servers; this makes sure nothing it started
  * outlives the test's process, whatever happened. */

@@ -28,6 +28,18 @@ const char *kbt_tmpdir(void);
 /* Writes text to dir/name and returns the path. */
 const char *kbt_write(const char *name, const char *text);
 
+/* The test's injection log: "log" in its temporary directory. */
+const char *kbt_logpath(void);
+
+/* KBFAULT_RECIPE (the text, written to a file) and KBFAULT_LOG
+ * (kbt_logpath()) as env_extra for kbt_spawn/kbt_run. */
+const char **kbt_under(const char *recipe);
+
+/* Whether the tests run under the named sanitizer (KB_SANITIZER: asan,
+ * tsan, valgrind), and skipping the test, saying why, when they do. */
+bool kbt_sanitizer_is(const char *name);
+void kbt_skip_under(const char *sanitizer, const char *why);
+
 /* Starts argv with env_extra ("K=V", NULL-terminated) added to a clean
  * copy of our environment; preload says whether to add libkbfault.so. */
 void kbt_spawn(struct kbt_proc *p, const char *const *argv, const char *const *env_extra, bool preload);

@@ -51,9 +51,7 @@ Test(basics, errno_is_preserved_on_counted_calls)
  * there; the parsing behind it runs under memcheck in the unit tests. */
 static void skip_under_valgrind(void)
 {
-	const char *san = getenv("KB_SANITIZER");
-	if (san && strcmp(san, "valgrind") == 0)
-		cr_skip_test("valgrind's launcher loads the shim before the program does");
+	kbt_skip_under("valgrind", "valgrind's launcher loads the shim before the program does");
 }
 
 /* Runs the probe with env; expects it refused before main with exit 125

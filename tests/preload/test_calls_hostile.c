@@ -14,26 +14,7 @@
 
 #include "harness.h"
 
-static const char *logpath(void)
-{
-	static char log[600];
-	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
-	return log;
-}
-
-/* env for a recipe given as text, logging to logpath() */
-static const char **under(const char *recipe)
-{
-	static char env_recipe[700], env_log[700];
-	static const char *env[3];
-	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
-	env[0] = env_recipe;
-	env[1] = env_log;
-	env[2] = NULL;
-	return env;
-}
-
+/* env for a recipe given as text, logging to kbt_logpath() */
 static const char *helper(void)
 {
 	return kbt_build("helpers/kbt-calls");
@@ -78,11 +59,11 @@ Test(calls_hostile, dlopen_without_a_recipe_is_inert)
 Test(calls_hostile, dlopen_with_a_recipe_stays_off_and_says_so)
 {
 	char *out, *err;
-	const char **env = under("rule keep\n  on close\n  action leak\n");
+	const char **env = kbt_under("rule keep\n  on close\n  action leak\n");
 	dlopen_case(env, "local");
 	dlopen_case(env, "global");
 	/* off: nothing logged, not even a start line; a warning says why */
-	cr_assert(access(logpath(), F_OK) != 0, "no log is opened");
+	cr_assert(access(kbt_logpath(), F_OK) != 0, "no log is opened");
 	char lib[4200];
 	snprintf(lib, sizeof lib, "%s", kbt_build("libkbfault.so"));
 	const char *argv[] = { helper(), "dlopen", lib, NULL };
@@ -98,9 +79,7 @@ Test(calls_hostile, python_ctypes_loads_the_library, .timeout = 300)
 	char code[5000], *out, *err;
 	/* an uninstrumented python cannot dlopen() a library built with
 	 * ThreadSanitizer (its runtime needs static TLS set up at start) */
-	const char *san = getenv("KB_SANITIZER");
-	if (san && strcmp(san, "tsan") == 0)
-		cr_skip_test("libtsan cannot be loaded by dlopen() into python");
+	kbt_skip_under("tsan", "libtsan cannot be loaded by dlopen() into python");
 	const char *py = python();
 	snprintf(code, sizeof code,
 		 "import ctypes, os\n"
@@ -113,7 +92,7 @@ Test(calls_hostile, python_ctypes_loads_the_library, .timeout = 300)
 	const char *argv[] = { py, "-c", code, NULL };
 	cr_assert_eq(kbt_run(argv, NULL, false, 20000, &out, &err), 0, "%s", err);
 	cr_assert(strstr(out, "close -1 True\n"), "%s", out);
-	const char **env = under("rule keep\n  on close\n  action leak\n");
+	const char **env = kbt_under("rule keep\n  on close\n  action leak\n");
 	cr_assert_eq(kbt_run(argv, env, false, 20000, &out, &err), 0, "%s", err);
 	cr_assert(strstr(out, "close -1 True\n") && strstr(out, "version "), "%s", out);
 }
@@ -124,9 +103,7 @@ Test(calls_hostile, python_ctypes_loads_the_library, .timeout = 300)
  * these tests do on purpose, with or without the shim */
 static void skip_under_valgrind(void)
 {
-	const char *san = getenv("KB_SANITIZER");
-	if (san && strcmp(san, "valgrind") == 0)
-		cr_skip_test("memcheck reports the bad pointers the test passes on purpose");
+	kbt_skip_under("valgrind", "memcheck reports the bad pointers the test passes on purpose");
 }
 
 /* The helper's output under the shim is exactly what it is without it. */
@@ -135,7 +112,7 @@ static void same_as_libc(const char *what, const char *recipe)
 	char *native, *out, *err;
 	const char *argv[] = { helper(), what, NULL };
 	cr_assert_eq(kbt_run(argv, NULL, false, 20000, &native, &err), 0, "%s", err);
-	int rc = kbt_run(argv, under(recipe), true, 20000, &out, &err);
+	int rc = kbt_run(argv, kbt_under(recipe), true, 20000, &out, &err);
 	cr_assert_eq(rc, 0, "under\n%s\nthe host survives (rc %d): %s\n%s", recipe, rc, out, err);
 	cr_assert_str_eq(out, native, "under\n%s\nevery call returns what libc returns", recipe);
 	cr_assert(strstr(native, "rc=-1 errno=EFAULT"), "%s", native);
@@ -149,7 +126,7 @@ Test(calls_hostile, bad_connect_addresses_fail_as_in_libc)
 	same_as_libc("badconnect", "rule c\n  on connect\n  nth 1000\n  action fail ETIMEDOUT\n");
 	same_as_libc("badconnect", "rule c\n  on connect\n  peer 10.0.0.0/8\n  action refuse\n");
 	same_as_libc("badconnect", "rule c\n  on close\n  role outbound\n  nth 1000\n  action leak\n");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 0, "no rule fired");
 	kbt_log_free(&l);
 }
@@ -159,11 +136,11 @@ Test(calls_hostile, bad_connect_address_then_a_rule_fires)
 	skip_under_valgrind();
 	char *out, *err;
 	const char *argv[] = { helper(), "badconnect", NULL };
-	cr_assert_eq(kbt_run(argv, under("rule c\n  on connect\n  action fail ETIMEDOUT\n"), true, 20000, &out, &err),
+	cr_assert_eq(kbt_run(argv, kbt_under("rule c\n  on connect\n  action fail ETIMEDOUT\n"), true, 20000, &out, &err),
 		     0, "%s", err);
 	cr_assert(strstr(out, "connect eight rc=-1 errno=EFAULT\n"), "%s", out);
 	cr_assert(strstr(out, "connect good rc=-1 errno=ETIMEDOUT\n"), "the good one is failed: %s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "call", "connect", "hit", "1", NULL), 1,
 		     "a call the kernel refuses to read is no hit");
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 1);
@@ -195,7 +172,7 @@ Test(calls_hostile, a_vfork_child_leaves_the_parent_alone)
 {
 	char *out, *err;
 	const char *argv[] = { helper(), "vfork", NULL };
-	cr_assert_eq(kbt_run(argv, under("rule keep\n  on close\n  role accepted\n  action leak\n"), true, 20000, &out,
+	cr_assert_eq(kbt_run(argv, kbt_under("rule keep\n  on close\n  role accepted\n  action leak\n"), true, 20000, &out,
 			     &err),
 		     0, "%s", err);
 	cr_assert(strstr(out, "child 0\n"), "%s", out);
@@ -203,7 +180,7 @@ Test(calls_hostile, a_vfork_child_leaves_the_parent_alone)
 	cr_assert(strstr(out, "peer1 ended no\n"), "%s", out);
 	cr_assert(strstr(out, "close-conn second rc=ok\n") && strstr(out, "peer2 ended no\n"),
 		  "the listener is still tracked, its next connection leaked: %s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	const char *pid = kb_json_str(&l.line[0], "pid");
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 2, "only the parent's two closes");
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "pid", pid, "hit", "1", NULL), 1,
@@ -244,7 +221,7 @@ Test(calls_hostile, python_subprocess_from_a_handler, .timeout = 300)
 	cr_assert(strstr(out, "round 2 b'ok\\n' eof\n"), "without the shim: %s", out);
 	const char *env[] = { env_recipe, NULL, NULL };
 	char env_log[700];
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	env[1] = env_log;
 	int rc = kbt_run(argv, env, true, 30000, &out, &err);
 	cr_assert_eq(rc, 0, "the handler does not crash (rc %d): %s\n%s", rc, out, err);
@@ -253,7 +230,7 @@ Test(calls_hostile, python_subprocess_from_a_handler, .timeout = 300)
 		snprintf(want, sizeof want, "round %d b'ok\\n' open\n", i);
 		cr_assert(strstr(out, want), "every connection is kept open, also after a child: %s", out);
 	}
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	const char *pid = kb_json_str(&l.line[0], "pid");
 	/* socketserver ends a connection with shutdown(SHUT_WR), then close() */
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "pid", pid, "call", "close", NULL), 3);
@@ -268,7 +245,7 @@ static char *udp(const char *mode, const char *recipe)
 {
 	char *out, *err;
 	const char *argv[] = { helper(), "udp", mode, NULL };
-	int rc = kbt_run(argv, under(recipe), true, 20000, &out, &err);
+	int rc = kbt_run(argv, kbt_under(recipe), true, 20000, &out, &err);
 	cr_assert_eq(rc, 0, "under\n%s\n(rc %d): %s\n%s", recipe, rc, out, err);
 	cr_assert(strstr(out, "udp-connect rc rc=ok\n") || strcmp(mode, "listen") == 0, "UDP is untouched: %s", out);
 	return out;
@@ -277,7 +254,7 @@ static char *udp(const char *mode, const char *recipe)
 /* The one injection: on the TCP call, counted as its rule's first hit. */
 static void only_tcp_injected(const char *call)
 {
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 1);
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "call", call, "hit", "1", NULL), 1,
 		     "the UDP call counted no hit");
@@ -319,7 +296,7 @@ Test(calls_hostile, udp_connect_counts_no_hit)
 Test(calls_hostile, udp_connect_does_not_abort)
 {
 	udp("abort", "rule boom\n  on connect\n  action abort\n");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 0);
 	kbt_log_free(&l);
 }
@@ -347,7 +324,7 @@ static void mptcp_case(const char *recipe, const char *listen_rc)
 {
 	char *out, *err;
 	const char *argv[] = { helper(), "mptcp", NULL };
-	cr_assert_eq(kbt_run(argv, under(recipe), true, 20000, &out, &err), 0, "%s", err);
+	cr_assert_eq(kbt_run(argv, kbt_under(recipe), true, 20000, &out, &err), 0, "%s", err);
 	if (strstr(out, "mptcp unsupported"))
 		cr_skip_test("this kernel has no MPTCP: %s", out);
 	cr_assert(strstr(out, listen_rc), "%s", out);
@@ -355,7 +332,7 @@ static void mptcp_case(const char *recipe, const char *listen_rc)
 		  "its connection is not kept open: %s", out);
 	cr_assert(strstr(out, "mptcp-close client rc=ok\n") && strstr(out, "client's peer ended yes\n"),
 		  "nor a client's: %s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", NULL), 0);
 	kbt_log_free(&l);
 }
@@ -385,14 +362,14 @@ Test(calls_hostile, fclose_at_the_descriptor_limit_logs_what_was_done, .timeout 
 	 * about ten for connections and the copies that keep them open */
 	snprintf(cmd, sizeof cmd, "ulimit -n 16 && exec %s --close fclose --idle-exit 3", kbt_build("kbdemo-server"));
 	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-	kbt_spawn(&srv, argv, under("rule keep\n  on close\n  role accepted\n  action leak\n"), true);
+	kbt_spawn(&srv, argv, kbt_under("rule keep\n  on close\n  role accepted\n  action leak\n"), true);
 	char *line = kbt_line(&srv, 10000);
 	cr_assert_not_null(line, "the server starts");
 	int port = kbt_port_of(line);
 	char *res = kbt_client(port, 12, 1, 300);
 	cr_assert_eq(kbt_wait(&srv, 20000, &out, &err), 0, "%s", err);
 
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	size_t kept = 0, not_kept = 0;
 	const char *fds[16];
 	for (size_t i = 0; i < l.n; i++) {

@@ -11,18 +11,11 @@
 
 #include "harness.h"
 
-static const char *logpath(void)
-{
-	static char log[600];
-	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
-	return log;
-}
-
 static int select_server(struct kbt_proc *p, const char *recipe, const char *wait_ms)
 {
 	static char env_recipe[700], env_log[700];
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	kbt_spawn(p, (const char *[]){ kbt_build("helpers/kbt-select"), "1", wait_ms, NULL }, (const char *[]){ env_recipe, env_log, NULL },
 		  true);
 	return kbt_port_of(kbt_line(p, 5000));
@@ -43,7 +36,7 @@ Test(dropped, blocking_accept_returns_when_nothing_else_waits)
 	cr_assert_eq(kbt_json_num(res, "ok"), 1, "the next client is served: %s", res);
 	cr_assert_str_eq(kbt_line(&srv, 3000), "accept ok");
 	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "reset", "hit", "1", NULL), 1);
 	kbt_log_free(&l);
 }

@@ -12,31 +12,12 @@
 
 #include "harness.h"
 
-static const char *logpath(void)
-{
-	static char log[600];
-	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
-	return log;
-}
-
-/* env for a recipe given as text, logging to logpath() */
-static const char **under(const char *recipe)
-{
-	static char env_recipe[700], env_log[700];
-	static const char *env[3];
-	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
-	env[0] = env_recipe;
-	env[1] = env_log;
-	env[2] = NULL;
-	return env;
-}
-
+/* env for a recipe given as text, logging to kbt_logpath() */
 Test(hardening, exec_and_spawn_children_start_afresh)
 {
 	char *out, *err;
 	const char *argv[] = { kbt_build("helpers/kbt-probe"), "spawn", NULL };
-	int rc = kbt_run(argv, under("rule five\n  on listen\n  action backlog 5\n"), true, 20000, &out, &err);
+	int rc = kbt_run(argv, kbt_under("rule five\n  on listen\n  action backlog 5\n"), true, 20000, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert(strstr(out, "posix_spawn 0") && strstr(out, "vfork 0") && strstr(out, "fork-exec 0"), "%s", out);
 	char *at = out;
@@ -47,7 +28,7 @@ Test(hardening, exec_and_spawn_children_start_afresh)
 	}
 	cr_assert_eq(capped, 3, "each child has the shim, armed: %s", out);
 
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	/* parent, three exec'd children, and the fork before one exec (a
 	 * sanitizer may turn vfork into fork: then two) */
 	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "fork", "false", NULL), 4);
@@ -70,7 +51,7 @@ Test(hardening, a_daemon_keeps_its_log)
 	char *out, *err, file[700];
 	snprintf(file, sizeof file, "%s/daemon.port", kbt_tmpdir());
 	const char *argv[] = { kbt_build("helpers/kbt-probe"), "daemon", file, NULL };
-	int rc = kbt_run(argv, under("rule keep\n  on close\n  role accepted\n  action leak\n"), true, 5000, &out, &err);
+	int rc = kbt_run(argv, kbt_under("rule keep\n  on close\n  role accepted\n  action leak\n"), true, 5000, &out, &err);
 	cr_assert_eq(rc, 0, "the parent returns at once: %s", err);
 	int port = 0, pid = 0;
 	for (int i = 0; i < 100 && port == 0; i++) {
@@ -89,7 +70,7 @@ Test(hardening, a_daemon_keeps_its_log)
 	snprintf(want, sizeof want, "%d", pid);
 	for (int i = 0; i < 40 && kill(pid, 0) == 0; i++)
 		usleep(50000);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "leak", "pid", want, NULL), 1,
 		     "after setsid, chdir and closing every descriptor, the daemon's injection is logged");
 	kbt_log_free(&l);
@@ -100,7 +81,7 @@ Test(hardening, fork_while_another_thread_is_inside_the_shim)
 	struct kbt_proc p;
 	char *out, *err;
 	kbt_spawn(&p, (const char *[]){ kbt_build("helpers/kbt-probe"), "forkstall", NULL },
-		  under("rule slow\n  on accept\n  delay 1s\n"), true);
+		  kbt_under("rule slow\n  on accept\n  delay 1s\n"), true);
 	cr_assert_str_eq(kbt_line(&p, 5000), "main");
 	int port = kbt_port_of(kbt_line(&p, 5000));
 	free(kbt_client(port, 1, 1, 3000));
@@ -112,10 +93,10 @@ Test(hardening, close_from_a_signal_handler_inside_close)
 {
 	char *out, *err;
 	const char *argv[] = { kbt_build("helpers/kbt-probe"), "sigclose", NULL };
-	int rc = kbt_run(argv, under("rule slow\n  on close\n  role listening\n  delay 300ms\n"), true, 10000, &out, &err);
+	int rc = kbt_run(argv, kbt_under("rule slow\n  on close\n  role listening\n  delay 300ms\n"), true, 10000, &out, &err);
 	cr_assert_eq(rc, 0, "no deadlock: %s", err);
 	cr_assert(strstr(out, "close 0, in handler closed"), "%s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "slow", NULL), 2, "both closes were delayed");
 	kbt_log_free(&l);
 }
@@ -154,7 +135,7 @@ Test(hardening, sigkill_mid_run_cuts_at_most_the_line_being_written)
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s",
 		 kbt_write("r.kbf", "rule drop\n  on accept\n  every 3\n  action reset\n"
 				    "rule rst\n  on close\n  role accepted\n  action reset\n"));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	kbt_spawn(&srv, (const char *[]){ kbt_build("kbdemo-server"), "--threads", "8", NULL },
 		  (const char *[]){ env_recipe, env_log, NULL }, true);
 	int port = kbt_port_of(kbt_line(&srv, 5000));
@@ -169,7 +150,7 @@ Test(hardening, sigkill_mid_run_cuts_at_most_the_line_being_written)
 	kbt_wait(&srv, 5000, NULL, NULL);
 	kbt_wait(&cli, 60000, NULL, NULL);
 	size_t whole;
-	size_t cut = cut_lines(logpath(), &whole);
+	size_t cut = cut_lines(kbt_logpath(), &whole);
 	cr_assert_gt(whole, 100, "it was killed mid-run, not before");
 	cr_assert_leq(cut, 1, "at most the line being written when it was killed is cut (%zu)", cut);
 }
@@ -178,9 +159,9 @@ Test(hardening, many_processes_append_without_tearing)
 {
 	char *out, *err;
 	const char *argv[] = { kbt_build("helpers/kbt-probe"), "storm", "8", "300", NULL };
-	int rc = kbt_run(argv, under("rule cap\n  on listen\n  action backlog 2\n"), true, 60000, &out, &err);
+	int rc = kbt_run(argv, kbt_under("rule cap\n  on listen\n  action backlog 2\n"), true, 60000, &out, &err);
 	cr_assert_eq(rc, 0, "%s %s", out, err);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "cap", NULL), 8 * 300, "every line, whole");
 	cr_assert_eq(kbt_log_count(&l, "event", "start", "fork", "true", NULL), 8);
 	kbt_log_free(&l);
@@ -206,14 +187,14 @@ Test(hardening, a_new_log_is_private)
 {
 	char *out, *err, env_recipe[700], env_log[700];
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", "rule cap\n  on listen\n  action backlog 3\n"));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	const char *argv[] = { kbt_build("helpers/kbt-probe"), "listen", "50", NULL };
 	mode_t old = umask(0);
 	int rc = kbt_run(argv, (const char *[]){ env_recipe, env_log, NULL }, true, 5000, &out, &err);
 	umask(old);
 	cr_assert_eq(rc, 0);
 	struct stat st;
-	cr_assert_eq(stat(logpath(), &st), 0);
+	cr_assert_eq(stat(kbt_logpath(), &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o, even with umask 0", st.st_mode & 0777);
 }
 

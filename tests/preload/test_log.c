@@ -72,9 +72,7 @@ static const char inject_line[] = "{\"event\":\"inject\"";
  * tests look at cannot hold there. */
 static void skip_under_valgrind(void)
 {
-	const char *san = getenv("KB_SANITIZER");
-	if (san && strcmp(san, "valgrind") == 0)
-		cr_skip_test("valgrind's launcher sits between the test and the host");
+	kbt_skip_under("valgrind", "valgrind's launcher sits between the test and the host");
 }
 
 /* Everything a read end gives until its writers are gone, bounded. */

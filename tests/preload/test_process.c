@@ -8,13 +8,6 @@
 
 #include "harness.h"
 
-static const char *logpath(void)
-{
-	static char log[600];
-	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
-	return log;
-}
-
 /* kbt-probe fork: the parent serves one connection, forks, and the child
  * serves the next. The rule leaks the first close it counts. */
 static void fork_case(const char *scope, size_t expected_leaks)
@@ -23,7 +16,7 @@ static void fork_case(const char *scope, size_t expected_leaks)
 	char rule[300], env[600], env_log[700], *out;
 	snprintf(rule, sizeof rule, "rule first\n  on close\n  role accepted\n  nth 1\n  counters %s\n  action leak\n", scope);
 	snprintf(env, sizeof env, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", rule));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	kbt_spawn(&p, (const char *[]){ kbt_build("helpers/kbt-probe"), "fork", NULL }, (const char *[]){ env, env_log, NULL }, true);
 	cr_assert_str_eq(kbt_line(&p, 5000), "main");
 	int port = kbt_port_of(kbt_line(&p, 5000));
@@ -31,7 +24,7 @@ static void fork_case(const char *scope, size_t expected_leaks)
 	cr_assert_eq(kbt_wait(&p, 10000, &out, NULL), 0);
 	cr_assert(strstr(out, "child 0"), "%s", out);
 
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "fork", "false", NULL), 1);
 	cr_assert_eq(kbt_log_count(&l, "event", "start", "program", "kbt-probe", "fork", "true", NULL), 1,
 		     "the child announces itself");
@@ -76,7 +69,7 @@ Test(process, eight_threads_every_injection_logged_once, .timeout = 120)
 	int port = kbt_server(&srv,
 			      kbt_write("r.kbf", "rule drop\n  on accept\n  every 5\n  action reset\n"
 						 "rule half\n  on close\n  role accepted\n  every 2\n  action reset\n"),
-			      logpath(), (const char *[]){ "--threads", "8", "--idle-exit", "60", NULL });
+			      kbt_logpath(), (const char *[]){ "--threads", "8", "--idle-exit", "60", NULL });
 	char *res = kbt_client(port, N, 16, 5000);
 	/* Stopped only once the client has its 3,000 answers, not with
 	 * --max: the server stops accepting once it has served its quota,
@@ -89,7 +82,7 @@ Test(process, eight_threads_every_injection_logged_once, .timeout = 120)
 	cr_assert_eq(kbt_json_num(res, "ok"), SERVED / 2, "%s", res);
 	cr_assert_eq(kbt_json_num(res, "reset"), DROPPED + SERVED / 2, "%s", res);
 
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	size_t drops = kbt_log_count(&l, "event", "inject", "rule", "drop", NULL);
 	size_t halves = kbt_log_count(&l, "event", "inject", "rule", "half", NULL);
 	cr_assert_eq(drops, DROPPED, "%zu drops logged", drops);
@@ -130,14 +123,14 @@ Test(process, log_survives_a_host_that_closes_everything)
 	char env[600], env_log[700], *out, *err;
 	snprintf(env, sizeof env, "KBFAULT_RECIPE=%s",
 		 kbt_write("r.kbf", "rule keep\n  on close\n  role accepted\n  action leak\n"));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	kbt_spawn(&p, (const char *[]){ kbt_build("helpers/kbt-probe"), "closeall", NULL }, (const char *[]){ env, env_log, NULL },
 		  true);
 	cr_assert_str_eq(kbt_line(&p, 5000), "main");
 	int port = kbt_port_of(kbt_line(&p, 10000));
 	free(kbt_client(port, 1, 1, 500));
 	cr_assert_eq(kbt_wait(&p, 10000, &out, &err), 0, "%s", err);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "leak", NULL), 1,
 		     "the injection after close loops, close_range, closefrom and dup2 is still logged");
 	kbt_log_free(&l);

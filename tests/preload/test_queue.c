@@ -11,25 +11,6 @@
 
 #include "harness.h"
 
-static const char *logpath(void)
-{
-	static char log[600];
-	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
-	return log;
-}
-
-static const char **under(const char *recipe)
-{
-	static char env_recipe[700], env_log[700];
-	static const char *env[3];
-	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
-	env[0] = env_recipe;
-	env[1] = env_log;
-	env[2] = NULL;
-	return env;
-}
-
 /* 1,000 rounds, each cancelling one of four acceptors while a burst of
  * clients keeps the queue's drain busy: a thread cancelled inside it
  * must not leave it locked (the others would spin and never be joined).
@@ -38,13 +19,12 @@ static void cancel_rounds(const char *mode)
 {
 	char recipe[200], *out, *err;
 	snprintf(recipe, sizeof recipe, "rule q\n  on listen\n  action queue 2 %s\n", mode);
-	const char *san = getenv("KB_SANITIZER");
-	const char *rounds = san && strcmp(san, "valgrind") == 0 ? "100" : "1000";
+	const char *rounds = kbt_sanitizer_is("valgrind") ? "100" : "1000";
 	const char *argv[] = { kbt_build("helpers/kbt-acceptors"), rounds, NULL };
-	int rc = kbt_run(argv, under(recipe), true, 100000, &out, &err);
+	int rc = kbt_run(argv, kbt_under(recipe), true, 100000, &out, &err);
 	cr_assert_eq(rc, 0, "rc %d: %s %s", rc, out, err);
 	cr_assert(strstr(out, "rounds ok"), "%s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_gt(kbt_log_count(&l, "event", "inject", "effect", "reset", NULL), 100, "the queue was busy");
 	kbt_log_free(&l);
 }
@@ -62,7 +42,7 @@ Test(queue, cancelled_acceptors_leave_no_lock_held_refuse, .timeout = 150)
 static int prefork(struct kbt_proc *p, const char *workers, const char *max, const char *reap, const char *wait_ms,
 		   const char *recipe)
 {
-	kbt_spawn(p, (const char *[]){ kbt_build("helpers/kbt-prefork"), workers, max, reap, wait_ms, NULL }, under(recipe),
+	kbt_spawn(p, (const char *[]){ kbt_build("helpers/kbt-prefork"), workers, max, reap, wait_ms, NULL }, kbt_under(recipe),
 		  true);
 	return kbt_port_of(kbt_line(p, 5000));
 }
@@ -70,7 +50,7 @@ static int prefork(struct kbt_proc *p, const char *workers, const char *max, con
 /* Does the log hold this text yet? */
 static bool log_says(const char *text)
 {
-	FILE *f = fopen(logpath(), "r");
+	FILE *f = fopen(kbt_logpath(), "r");
 	char line[4096];
 	bool found = false;
 	while (f && !found && fgets(line, sizeof line, f))
@@ -109,7 +89,7 @@ static void pauser_exits(const char *workers, const char *reap, int later)
 	char *res = kbt_client(port, later, 1, 3000);
 	kill(srv.pid, SIGTERM);
 	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0, "%s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	const char *paused = pid_of(&l, "pause");
 	cr_assert_not_null(paused, "the burst paused the listener");
 	size_t by_other = 0;
@@ -149,7 +129,7 @@ Test(queue, a_resumed_listener_keeps_its_port, .timeout = 60)
 	cr_assert_eq(kbt_json_num(res, "ok"), 5, "served on the same port after the pause: %s", res);
 	kill(srv.pid, SIGTERM);
 	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0, "%s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	char local[64];
 	snprintf(local, sizeof local, "127.0.0.1:%d", port);
 	cr_assert_geq(kbt_log_count(&l, "event", "inject", "effect", "pause", NULL), 1);
@@ -167,7 +147,7 @@ Test(queue, a_listener_the_host_shuts_down_itself_is_not_waited_on)
 	struct kbt_proc srv;
 	char *out;
 	kbt_spawn(&srv, (const char *[]){ kbt_build("helpers/kbt-stall"), "usr1-shutdown", NULL },
-		  under("rule q\n  on listen\n  action queue 2 refuse\n"), true);
+		  kbt_under("rule q\n  on listen\n  action queue 2 refuse\n"), true);
 	int port = kbt_port_of(kbt_line(&srv, 5000));
 	char *res = kbt_client(port, 1, 1, 2000);
 	cr_assert_eq(kbt_json_num(res, "ok"), 1, "%s", res);
@@ -185,7 +165,7 @@ Test(queue, a_listener_opened_anew_on_a_new_number_is_emulated_each_time, .timeo
 	char *out, *err;
 	const char *argv[] = { kbt_build("helpers/kbt-relisten"), "24", NULL };
 
-	cr_assert_eq(kbt_run(argv, under("rule q\n  on listen\n  action queue 1 reset\n"), true, 40000, &out, &err), 0,
+	cr_assert_eq(kbt_run(argv, kbt_under("rule q\n  on listen\n  action queue 1 reset\n"), true, 40000, &out, &err), 0,
 		     "%s %s", out, err);
 	cr_assert_str_eq(out, "rounds 24\nresets 48\n", "two of three clients reset in every round");
 	free(out);
@@ -202,10 +182,10 @@ Test(queue, a_paused_listener_that_closes_leaves_no_client_hanging, .timeout = 1
 	char *out, *err;
 	const char *argv[] = { kbt_build("helpers/kbt-relisten"), "70", "closing", NULL };
 
-	cr_assert_eq(kbt_run(argv, under("rule q\n  on listen\n  action queue 5 refuse\n"), true, 100000, &out, &err), 0,
+	cr_assert_eq(kbt_run(argv, kbt_under("rule q\n  on listen\n  action queue 5 refuse\n"), true, 100000, &out, &err), 0,
 		     "%s %s", out, err);
 	cr_assert_str_eq(out, "rounds 70\nhanging 0\n");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "effect", "pause", NULL), 70, "every listener's queue paused it");
 	kbt_log_free(&l);
 	free(out);

@@ -11,25 +11,6 @@
 
 #include "harness.h"
 
-static const char *logpath(void)
-{
-	static char log[600];
-	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
-	return log;
-}
-
-static const char **under(const char *recipe)
-{
-	static char env_recipe[700], env_log[700];
-	static const char *env[3];
-	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
-	env[0] = env_recipe;
-	env[1] = env_log;
-	env[2] = NULL;
-	return env;
-}
-
 /* A SIGALRM handler accepts every millisecond while the main thread
  * accepts too, with memory leaked per attempt: a handler arriving while
  * its thread is leaking must not wait for the lock that thread holds. */
@@ -40,7 +21,7 @@ Test(sessions, a_signal_handler_that_accepts_while_memory_leaks, .timeout = 60)
 	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 1000000\n  slots 0\n"
 			     "  leak 262144\n";
 
-	int rc = kbt_run(argv, under(recipe), true, 40000, &out, &err);
+	int rc = kbt_run(argv, kbt_under(recipe), true, 40000, &out, &err);
 	cr_assert_eq(rc, 0, "no deadlock (status %d): %s %s", rc, out, err);
 	cr_assert(strncmp(out, "done ", 5) == 0, "%s", out);
 	int by_main = 0, by_handler = 0;
@@ -59,9 +40,9 @@ Test(sessions, a_cut_line_says_which_session_and_which_hit)
 	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "cuts", NULL };
 	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 1\n  miscount 1\n";
 
-	cr_assert_eq(kbt_run(argv, under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
+	cr_assert_eq(kbt_run(argv, kbt_under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
 	cr_assert_str_eq(out, "c2 reset\nc3 reset\nc4 open\n");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	size_t cuts = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		const char *effect = kb_json_str(&l.line[i], "effect");
@@ -97,7 +78,7 @@ Test(sessions, a_cut_acts_on_the_session_it_checked, .timeout = 120)
 	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 4\n  slots 0\n";
 
 	kbt_spawn(&srv, (const char *[]){ kbt_build("kbdemo-server"), "--threads", "8", "--lines", "3", NULL },
-		  under(recipe), true);
+		  kbt_under(recipe), true);
 	snprintf(port, sizeof port, "%d", kbt_port_of(kbt_line(&srv, 5000)));
 	int rc = kbt_run((const char *[]){ kbt_build("helpers/kbt-sessions"), "clients", port, "2000", "16", NULL },
 			 NULL, false, 100000, &out, &err);
@@ -122,7 +103,7 @@ Test(sessions, a_cut_acts_on_the_session_it_checked, .timeout = 120)
 		}
 	}
 	cr_assert_eq(sessions, 2000, "every session reported");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	size_t cuts = 0, wrong = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		const char *effect = kb_json_str(&l.line[i], "effect"), *peer = kb_json_str(&l.line[i], "peer");
@@ -149,11 +130,11 @@ static void raw_clone_child_starts_its_own_count(const char *how)
 	char *out, *err;
 	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "clone", how, NULL };
 
-	cr_assert_eq(kbt_run(argv, under("rule cap\n  on listen\n  action backlog 2\n"), true, 10000, &out, &err), 0,
+	cr_assert_eq(kbt_run(argv, kbt_under("rule cap\n  on listen\n  action backlog 2\n"), true, 10000, &out, &err), 0,
 		     "%s %s", out, err);
 	if (strstr(out, "unsupported"))
 		cr_skip_test("no %s() here", how);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	const char *parent = NULL, *child = NULL;
 	for (size_t i = 0; i < l.n; i++) {
 		const char *ev = kb_json_str(&l.line[i], "event"), *pid = kb_json_str(&l.line[i], "pid");
@@ -199,7 +180,7 @@ Test(sessions, a_link_ends_when_its_last_holder_exits)
 	kbt_spawn(&srv, (const char *[]){ kbt_build("kbdemo-server"), "--threads", "2", NULL }, NULL, false);
 	snprintf(port, sizeof port, "%d", kbt_port_of(kbt_line(&srv, 5000)));
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=q238009-rejoin-fails-client");
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	const char *env[] = { env_recipe, env_log, "KBFAULT_RECIPE_DIR=", NULL };
 	char dir[700];
 	snprintf(dir, sizeof dir, "KBFAULT_RECIPE_DIR=%s/recipes", getenv("KB_SRC") ? getenv("KB_SRC") : ".");
@@ -210,7 +191,7 @@ Test(sessions, a_link_ends_when_its_last_holder_exits)
 	kbt_wait(&srv, 5000, NULL, NULL);
 	cr_assert_eq(rc, 0, "%s %s", out, err);
 	cr_assert_str_eq(out, "second refused\n");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "mark", "via", "exit", NULL), 1, "marked as the child exited");
 	kbt_log_free(&l);
 	free(out);
@@ -228,7 +209,7 @@ Test(sessions, a_cut_tells_a_reset_connection_from_the_session_that_left)
 	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "reused", NULL };
 	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 4\n  miscount 2\n";
 
-	cr_assert_eq(kbt_run(argv, under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
+	cr_assert_eq(kbt_run(argv, kbt_under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
 	if (strstr(out, "unsupported"))
 		cr_skip_test("no inline system call for this architecture in kbt-sessions");
 	int first = 0, second = 0;
@@ -236,7 +217,7 @@ Test(sessions, a_cut_tells_a_reset_connection_from_the_session_that_left)
 	char want[32], gone[32];
 	snprintf(want, sizeof want, "127.0.0.1:%d", second);
 	snprintf(gone, sizeof gone, "127.0.0.1:%d", first);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "effect", "cut", "peer", gone, NULL), 0,
 		     "no cut names the session that was closed behind kbfault's back");
 	cr_assert_eq(kbt_log_count(&l, "effect", "cut", "peer", want, NULL), 1, "the connection there is the one cut");
@@ -254,9 +235,9 @@ Test(sessions, a_raw_clone_child_ends_none_of_its_parents_sessions)
 	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "clonesession", NULL };
 	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 1\n  miscount 1\n";
 
-	cr_assert_eq(kbt_run(argv, under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
+	cr_assert_eq(kbt_run(argv, kbt_under(recipe), true, 10000, &out, &err), 0, "%s %s", out, err);
 	cr_assert_str_eq(out, "second open\n");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "effect", "cut", NULL), 0, "no session ended, none was cut");
 	kbt_log_free(&l);
 	free(out);
@@ -272,11 +253,11 @@ Test(sessions, sessions_beyond_the_table_still_move_the_model, .timeout = 60)
 	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "overflow", "4200", NULL };
 	const char *recipe = "rule gateway\n  on accept\n  action sessions\n  count 10\n  slots 0\n";
 
-	cr_assert_eq(kbt_run(argv, under(recipe), true, 50000, &out, &err), 0, "%s %s", out, err);
+	cr_assert_eq(kbt_run(argv, kbt_under(recipe), true, 50000, &out, &err), 0, "%s %s", out, err);
 	if (strstr(out, "unsupported"))
 		cr_skip_test("cannot raise the descriptor limit to 8,464");
 	cr_assert_str_eq(out, "held 4200\n");
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_geq(kbt_log_count(&l, "effect", "cut", "call", "accept", NULL), 1,
 		      "the count went below zero while the sessions were admitted: a cut");
 	kbt_log_free(&l);
@@ -294,7 +275,7 @@ Test(sessions, a_link_held_by_a_dozen_processes_ends_when_they_die, .timeout = 3
 	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "holders", "12", NULL };
 
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=q238009-rejoin-fails-until-restart");
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	snprintf(dir, sizeof dir, "KBFAULT_RECIPE_DIR=%s/recipes", getenv("KB_SRC") ? getenv("KB_SRC") : ".");
 	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, env_log, dir, NULL }, true, 20000, &out, &err), 0,
 		     "%s %s", out, err);
@@ -310,16 +291,14 @@ Test(sessions, a_link_held_by_a_dozen_processes_ends_when_they_die, .timeout = 3
  * so no peer may be marked. */
 Test(sessions, a_fork_racing_an_accept_ends_no_connection, .timeout = 30)
 {
-	const char *san = getenv("KB_SANITIZER");
 	/* valgrind runs one thread at a time, and forks a few times a second:
 	 * the race this looks for needs threads that run side by side */
-	if (san && strcmp(san, "valgrind") == 0)
-		cr_skip_test("valgrind serialises the threads whose race this is");
+	kbt_skip_under("valgrind", "valgrind serialises the threads whose race this is");
 	char *out, *err, env_recipe[700], env_log[720], dir[700];
 	const char *argv[] = { kbt_build("helpers/kbt-sessions"), "forkrace", "1500", NULL };
 
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=q238009-rejoin-fails-until-restart");
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	snprintf(dir, sizeof dir, "KBFAULT_RECIPE_DIR=%s/recipes", getenv("KB_SRC") ? getenv("KB_SRC") : ".");
 	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, env_log, dir, NULL }, true, 20000, &out, &err), 0,
 		     "%s %s", out, err);
@@ -327,7 +306,7 @@ Test(sessions, a_fork_racing_an_accept_ends_no_connection, .timeout = 30)
 	cr_assert_eq(sscanf(out, "accepted %ld forks %ld", &accepted, &forks), 2, "%s", out);
 	cr_assert_geq(accepted, 20, "%s", out);
 	cr_assert_geq(forks, 20, "%s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	size_t marks = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		const char *ev = kb_json_str(&l.line[i], "event"), *via = kb_json_str(&l.line[i], "via");

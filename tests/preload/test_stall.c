@@ -14,13 +14,6 @@
 
 #include "harness.h"
 
-static const char *logpath(void)
-{
-	static char log[600];
-	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
-	return log;
-}
-
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -33,7 +26,7 @@ static int stall_server(struct kbt_proc *p, const char *mode, const char *recipe
 {
 	static char env_recipe[700], env_log[700];
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", recipe));
-	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", logpath());
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
 	kbt_spawn(p, (const char *[]){ kbt_build("helpers/kbt-stall"), mode, NULL },
 		  (const char *[]){ env_recipe, env_log, NULL }, true);
 	return kbt_port_of(kbt_line(p, 5000));
@@ -54,7 +47,7 @@ static void client_async(struct kbt_proc *c, int port, int count, int timeout_ms
 /* the process's log lines of one event, and how many */
 static size_t events(const char *event)
 {
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	size_t n = kbt_log_count(&l, "event", event, NULL);
 	kbt_log_free(&l);
 	return n;
@@ -91,7 +84,7 @@ static void stops_on(const char *mode, int sig, const char *how)
 	cr_assert(strstr(out, how), "%s", out);
 	cr_assert_eq(kbt_json_num(out, "served"), 3, "the stalled connection was served once it ended: %s", out);
 	kbt_wait(&cli, 10000, NULL, NULL);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "stall", "stall", "forever", "hit", "3", NULL), 1);
 	cr_assert_eq(kbt_log_count(&l, "event", "stall-end", "interrupted", "true", "rule", "freeze", NULL), 1);
 	kbt_log_free(&l);
@@ -140,7 +133,7 @@ Test(stall, timers_and_sigchld_do_not_end_it)
 	char *err;
 	int rc = kbt_wait(&srv, 5000, &out, &err);
 	cr_assert_eq(rc, 0, "rc %d: %s %s", rc, out, err);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "stall-end", "interrupted", "false", NULL), 1);
 	for (size_t i = 0; i < l.n; i++)
 		if (strcmp(kb_json_str(&l.line[i], "event"), "stall-end") == 0)
@@ -186,7 +179,7 @@ Test(stall, after_a_termination_signal_the_process_stalls_no_more)
 	kill(srv.pid, SIGTERM);
 	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0);
 	cr_assert_eq(kbt_json_num(out, "served"), 6, "%s", out);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "stall", NULL), 1, "one stall only");
 	cr_assert_eq(kbt_log_count(&l, "event", "stall-end", "interrupted", "true", NULL), 1);
 	kbt_log_free(&l);
@@ -204,7 +197,7 @@ Test(stall, delay_lasts_its_duration_under_signals)
 	cr_assert_geq(kbt_json_num(res, "elapsed_ms"), 900, "three whole delays of 300 ms: %s", res);
 	kill(srv.pid, SIGTERM);
 	cr_assert_eq(kbt_wait(&srv, 5000, &out, NULL), 0);
-	struct kbt_log l = kbt_log_read(logpath());
+	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "action", "pass", "delay_ms", "300.000", NULL), 3);
 	kbt_log_free(&l);
 }
@@ -226,18 +219,15 @@ Test(stall, the_host_sees_its_own_handlers)
 {
 	char *bare, *under, env_recipe[700];
 	const char *argv[] = { kbt_build("helpers/kbt-stall"), "sigquery", NULL };
-	const char *san = getenv("KB_SANITIZER");
 	/* ThreadSanitizer keeps a table and a kernel handler of its own
 	 * (past which bsd_signal, sysv_signal and sigset reach the kernel),
 	 * and runs handlers itself, late, with an errno of its own: what a
 	 * host sees of its handlers there is ThreadSanitizer's affair */
-	if (san && strcmp(san, "tsan") == 0)
-		cr_skip_test("ThreadSanitizer stands between the host and its handlers itself");
+	kbt_skip_under("tsan", "ThreadSanitizer stands between the host and its handlers itself");
 	/* valgrind delivers signals itself too, and a queued SIGINT's
 	 * siginfo reaches a handler with another signal's number even with
 	 * no shim at all */
-	if (san && strcmp(san, "valgrind") == 0)
-		cr_skip_test("valgrind stands between the host and its handlers itself");
+	kbt_skip_under("valgrind", "valgrind stands between the host and its handlers itself");
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", FREEZE));
 	cr_assert_eq(kbt_run(argv, NULL, false, 5000, &bare, NULL), 0, "%s", bare);
 	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, "KBFAULT_LOG=/dev/null", NULL }, true, 5000, &under, NULL), 0,
@@ -264,7 +254,6 @@ Test(stall, no_stall_rules_no_wrapping)
 	snprintf(env_recipe, sizeof env_recipe, "KBFAULT_RECIPE=%s", kbt_write("r.kbf", "rule slow\n  on accept\n  delay 1ms\n"));
 	cr_assert_eq(kbt_run(argv, (const char *[]){ env_recipe, "KBFAULT_LOG=/dev/null", NULL }, true, 5000, &under, NULL), 0,
 		     "%s", under);
-	const char *san = getenv("KB_SANITIZER");
-	if (!san || strcmp(san, "tsan") != 0)
+	if (!kbt_sanitizer_is("tsan"))
 		cr_assert(strstr(under, "raw term is the host's: 1"), "%s", under);
 }
