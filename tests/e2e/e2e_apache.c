@@ -19,11 +19,7 @@ static void apache_start(struct kbt_server *s, const char *name, const struct kb
 	char cmd[2000], conf[800], text[8192];
 	if (access("/usr/sbin/apache2", X_OK) != 0 || access("/usr/lib/apache2/modules/mod_mpm_prefork.so", R_OK) != 0)
 		cr_skip_test("no apache2 (make e2e installs it)");
-	snprintf(s->dir, sizeof s->dir, "%s/%s", kbt_tmpdir(), name);
-	snprintf(s->name, sizeof s->name, "%s", name);
-	snprintf(s->log, sizeof s->log, "%s/kbfault.log", s->dir);
-	s->port = kbt_free_port();
-	s->out = s->err = NULL;
+	kbt_server_prepare(s, name, u);
 	/* the children run as www-data (apache drops root): they read the
 	 * document root; the log they inherit from the parent */
 	snprintf(cmd, sizeof cmd, "chmod 755 '%s' && mkdir -p '%s/htdocs' && echo ok > '%s/htdocs/index.html' && chmod -R a+rX '%s'",
@@ -48,36 +44,9 @@ static void apache_start(struct kbt_server *s, const char *name, const struct kb
 		 "StartServers 3\nMinSpareServers 2\nMaxSpareServers 4\nServerLimit 4\nMaxRequestWorkers 4\n"
 		 "MaxConnectionsPerChild 2\n",
 		 s->dir, s->port, s->dir, s->dir, s->dir, s->dir, s->dir);
-	FILE *f = fopen(conf, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
+	kbt_write_path(conf, text);
 
-	const char *argv[32];
-	size_t n = 0;
-	if (u && u->recipe) {
-		argv[n++] = kbt_build("kbfault");
-		argv[n++] = "run";
-		argv[n++] = "-r";
-		argv[n++] = u->recipe;
-		argv[n++] = "-l";
-		argv[n++] = s->log;
-		for (size_t i = 0; u->set && u->set[i] && n < 20; i++) {
-			argv[n++] = "--set";
-			argv[n++] = u->set[i];
-		}
-		argv[n++] = "--";
-	}
-	argv[n++] = "/usr/sbin/apache2";
-	argv[n++] = "-f";
-	argv[n++] = conf;
-	argv[n++] = "-D";
-	argv[n++] = "FOREGROUND";
-	argv[n] = NULL;
-	kbt_spawn(&s->proc, argv, NULL, false);
-	for (int i = 0; i < 200 && !kbt_listening(s->port); i++)
-		usleep(50000);
-	cr_assert(kbt_listening(s->port), "apache listens on %d: %s", s->port, kbt_slurp(strcat(strcpy(cmd, s->dir), "/error.log")));
+	kbt_server_run(s, name, u, (const char *[]){ "/usr/sbin/apache2", "-f", conf, "-D", "FOREGROUND", NULL });
 }
 
 Test(apache, prefork_pool_resumes_a_pause_its_child_left, .timeout = 120)

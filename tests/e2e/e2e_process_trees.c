@@ -358,10 +358,7 @@ static void apache_start(struct kbt_server *s, const char *name, const struct kb
 		 "StartServers 4\nMinSpareServers 4\nMaxSpareServers 4\nServerLimit 4\nMaxRequestWorkers 4\n"
 		 "KeepAlive On\nKeepAliveTimeout 5\nMaxKeepAliveRequests 100\n",
 		 s->dir, s->port, s->dir, s->dir, s->dir, s->dir);
-	FILE *f = fopen(conf, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
+	kbt_write_path(conf, text);
 	kbt_server_run(s, name, u,
 		       (const char *[]){ "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 					 "/usr/sbin/apache2", "-f", conf, "-DFOREGROUND", NULL });

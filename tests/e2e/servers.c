@@ -141,10 +141,7 @@ void kbt_nginx_start(struct kbt_server *s, const char *name, const struct kbt_un
 		 "  server { listen 127.0.0.1:%d; location / { return 200 \"ok\\n\"; } }\n"
 		 "}\n",
 		 workers, s->dir, s->dir, s->dir, extra ? extra : "", s->port);
-	FILE *f = fopen(conf, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
+	kbt_write_path(conf, text);
 	start(s, name, u, (const char *[]){ "/usr/sbin/nginx", "-p", s->dir, "-c", conf, NULL });
 }
 

@@ -55,11 +55,16 @@ const char *kbt_write(const char *name, const char *text)
 	static int next;
 	char *p = path[next++ % 8];
 	snprintf(p, 512, "%s/%s", kbt_tmpdir(), name);
-	FILE *f = fopen(p, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
+	kbt_write_path(p, text);
 	return p;
+}
+
+void kbt_write_path(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0, "%s: %s", path, strerror(errno));
 }
 
 const char *kbt_logpath(void)
@@ -293,6 +298,16 @@ int kbt_run(const char *const *argv, const char *const *env_extra, bool preload,
 	struct kbt_proc p;
 	kbt_spawn(&p, argv, env_extra, preload);
 	return kbt_wait(&p, timeout_ms, out, err);
+}
+
+int kbt_kbfault(const char *const *args, char **out, char **err)
+{
+	const char *argv[32] = { kbt_build("kbfault") };
+	size_t n = 1;
+	for (size_t i = 0; args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return kbt_run(argv, NULL, false, 20000, out, err);
 }
 
 int kbt_port_of(const char *line)

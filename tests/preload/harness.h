@@ -27,6 +27,8 @@ const char *kbt_tmpdir(void);
 
 /* Writes text to dir/name and returns the path. */
 const char *kbt_write(const char *name, const char *text);
+/* Writes text to path; a failure fails the test. */
+void kbt_write_path(const char *path, const char *text);
 
 /* The test's injection log: "log" in its temporary directory. */
 const char *kbt_logpath(void);
@@ -57,6 +59,10 @@ char *kbt_slurp_fd(int fd);
 /* spawn + wait */
 int kbt_run(const char *const *argv, const char *const *env_extra, bool preload, int timeout_ms,
 	    char **out, char **err);
+
+/* The kbfault command with arguments (NULL-terminated), not preloaded,
+ * within 20 s; returns as kbt_run. */
+int kbt_kbfault(const char *const *args, char **out, char **err);
 
 /* The port a server announced in its first line ("listening on H:P" or
  * "port P"). */

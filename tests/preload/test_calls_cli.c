@@ -9,16 +9,6 @@
 
 #include "harness.h"
 
-static int kbfault(const char *const *args, char **out, char **err)
-{
-	const char *argv[32] = { kbt_build("kbfault") };
-	size_t n = 1;
-	for (size_t i = 0; args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return kbt_run(argv, NULL, false, 20000, out, err);
-}
-
 Test(calls_cli, check_refuses_a_rule_no_call_can_reach)
 {
 	char text[4096], *out, *err;
@@ -27,7 +17,7 @@ Test(calls_cli, check_refuses_a_rule_no_call_can_reach)
 		used += (size_t)snprintf(text + used, sizeof text - used, "rule slow%d\n  on accept\n  delay %dms\n", i, i);
 	snprintf(text + used, sizeof text - used, "rule drop\n  on accept\n  action reset\n");
 	const char *r = kbt_write("nine.kbf", text);
-	int rc = kbfault((const char *[]){ "check", r, NULL }, &out, &err);
+	int rc = kbt_kbfault((const char *[]){ "check", r, NULL }, &out, &err);
 	cr_assert_eq(rc, 1, "check says the recipe is not valid (rc %d): %s%s", rc, out, err);
 	char where[700];
 	snprintf(where, sizeof where, "%s:25:1: ", r);
@@ -41,7 +31,7 @@ Test(calls_cli, run_hands_set_values_over_as_given)
 	char *out, *err, log[600];
 	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
 	const char *r = kbt_write("note.kbf", "set note none\nset cap 9\nabout \"$note\"\nrule r\n  on listen\n  action backlog $cap\n");
-	int rc = kbfault((const char *[]){ "run", "-r", r, "-l", log, "--set", "note=two words, and \"more\"", "--set",
+	int rc = kbt_kbfault((const char *[]){ "run", "-r", r, "-l", log, "--set", "note=two words, and \"more\"", "--set",
 					   "cap=4", "--", kbt_build("helpers/kbt-probe"), "listen", "100", NULL },
 			 &out, &err);
 	cr_assert_eq(rc, 0, "what run accepted, the library takes (rc %d): %s", rc, err);
@@ -60,7 +50,7 @@ Test(calls_cli, run_refuses_what_the_library_would_refuse)
 	memset(big, 'x', sizeof big);
 	memcpy(big, "note=", 5);
 	big[sizeof big - 1] = '\0';
-	int rc = kbfault((const char *[]){ "run", "-r", r, "--set", big, "--", "/bin/true", NULL }, &out, &err);
+	int rc = kbt_kbfault((const char *[]){ "run", "-r", r, "--set", big, "--", "/bin/true", NULL }, &out, &err);
 	cr_assert_eq(rc, 125, "%s", err);
 	cr_assert(strstr(err, "too long"), "%s", err);
 }

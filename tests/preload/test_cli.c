@@ -5,26 +5,16 @@
 
 #include "harness.h"
 
-static int kbfault(const char *const *args, char **out, char **err)
-{
-	const char *argv[32] = { kbt_build("kbfault") };
-	size_t n = 1;
-	for (size_t i = 0; args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return kbt_run(argv, NULL, false, 20000, out, err);
-}
-
 Test(cli, help_and_version)
 {
 	char *out, *err;
-	cr_assert_eq(kbfault((const char *[]){ "--version", NULL }, &out, &err), 0);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "--version", NULL }, &out, &err), 0);
 	cr_assert(strncmp(out, "kbfault ", 8) == 0, "%s", out);
-	cr_assert_eq(kbfault((const char *[]){ "--help", NULL }, &out, &err), 0);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "--help", NULL }, &out, &err), 0);
 	cr_assert(strstr(out, "Exit status:"), "%s", out);
-	cr_assert_eq(kbfault((const char *[]){ "help", "run", NULL }, &out, &err), 0);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "help", "run", NULL }, &out, &err), 0);
 	cr_assert(strstr(out, "Usage: kbfault run"), "%s", out);
-	cr_assert_eq(kbfault((const char *[]){ "frobnicate", NULL }, &out, &err), 2);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "frobnicate", NULL }, &out, &err), 2);
 	cr_assert(strstr(err, "unknown command 'frobnicate'"), "%s", err);
 }
 
@@ -32,10 +22,10 @@ Test(cli, run_passes_the_command_status_through)
 {
 	char *out, *err;
 	const char *r = kbt_write("ok.kbf", "rule r\n  on listen\n  action backlog 5\n");
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", r, "--", "/bin/sh", "-c", "exit 7", NULL }, &out, &err), 7, "%s", err);
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", r, "--", "/nonexistent/cmd", NULL }, &out, &err), 127);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", r, "--", "/bin/sh", "-c", "exit 7", NULL }, &out, &err), 7, "%s", err);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", r, "--", "/nonexistent/cmd", NULL }, &out, &err), 127);
 	cr_assert(strstr(err, "cannot execute /nonexistent/cmd"), "%s", err);
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", r, "--", "/etc/passwd", NULL }, &out, &err), 126);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", r, "--", "/etc/passwd", NULL }, &out, &err), 126);
 }
 
 Test(cli, run_arms_the_shim_in_the_command)
@@ -43,7 +33,7 @@ Test(cli, run_arms_the_shim_in_the_command)
 	char *out, *err, log[600];
 	snprintf(log, sizeof log, "%s/log", kbt_tmpdir());
 	const char *r = kbt_write("ok.kbf", "set cap 5\nrule r\n  on listen\n  action backlog $cap\n");
-	int rc = kbfault((const char *[]){ "run", "-r", r, "-l", log, "--seed", "9", "--set", "cap=4", "--",
+	int rc = kbt_kbfault((const char *[]){ "run", "-r", r, "-l", log, "--seed", "9", "--set", "cap=4", "--",
 					   kbt_build("helpers/kbt-probe"), "listen", "100", NULL },
 			 &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
@@ -60,16 +50,16 @@ Test(cli, run_refuses_bad_input_with_125)
 	const char *bad = kbt_write("bad.kbf", "rule r\n  on listen\n  action backlog lots\n");
 	char want[700];
 	snprintf(want, sizeof want, "kbfault: %s:3:18: expected a backlog from 0 to 65535, got 'lots'", bad);
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", bad, "--", "/bin/true", NULL }, &out, &err), 125);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", bad, "--", "/bin/true", NULL }, &out, &err), 125);
 	cr_assert(strstr(err, want), "%s", err);
-	cr_assert_eq(kbfault((const char *[]){ "run", "--", "/bin/true", NULL }, &out, &err), 125);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "--", "/bin/true", NULL }, &out, &err), 125);
 	cr_assert(strstr(err, "no recipe"), "%s", err);
 	const char *ok = kbt_write("ok.kbf", "rule r\n  on listen\n  action backlog 5\n");
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", ok, "--seed", "x", "--", "/bin/true", NULL }, &out, &err), 125);
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", ok, "--set", "nope=1", "--", "/bin/true", NULL }, &out, &err), 125);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", ok, "--seed", "x", "--", "/bin/true", NULL }, &out, &err), 125);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", ok, "--set", "nope=1", "--", "/bin/true", NULL }, &out, &err), 125);
 	cr_assert(strstr(err, "no such parameter"), "%s", err);
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", ok, "-l", "/nonexistent/dir/log", "--", "/bin/true", NULL }, &out, &err), 125);
-	cr_assert_eq(kbfault((const char *[]){ "run", "-r", ok, NULL }, &out, &err), 125);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", ok, "-l", "/nonexistent/dir/log", "--", "/bin/true", NULL }, &out, &err), 125);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", ok, NULL }, &out, &err), 125);
 	cr_assert(strstr(err, "no command"), "%s", err);
 }
 
@@ -78,15 +68,15 @@ Test(cli, check_says_where)
 	char *out, *err;
 	const char *good = kbt_write("good.kbf", "about \"fine\"\nrule r\n  on close\n  role accepted\n  action leak\n");
 	const char *bad = kbt_write("bad.kbf", "rule r\n  on close\n  every often\n  action leak\n");
-	cr_assert_eq(kbfault((const char *[]){ "check", good, NULL }, &out, &err), 0, "%s", err);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "check", good, NULL }, &out, &err), 0, "%s", err);
 	cr_assert(strstr(out, ": ok: recipe good, 1 rule"), "%s", out);
 	cr_assert(strstr(out, "close of accepted sockets"), "%s", out);
-	cr_assert_eq(kbfault((const char *[]){ "check", good, bad, NULL }, &out, &err), 1);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "check", good, bad, NULL }, &out, &err), 1);
 	char want[700];
 	snprintf(want, sizeof want, "%s:3:9: expected a whole number of at least 1, got 'often'", bad);
 	cr_assert(strstr(err, want), "%s", err);
-	cr_assert_eq(kbfault((const char *[]){ "check", NULL }, &out, &err), 2);
-	cr_assert_eq(kbfault((const char *[]){ "check", "--bogus", good, NULL }, &out, &err), 2);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "check", NULL }, &out, &err), 2);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "check", "--bogus", good, NULL }, &out, &err), 2);
 }
 
 Test(cli, report_tables_and_json)
@@ -96,30 +86,30 @@ Test(cli, report_tables_and_json)
 				    "{\"event\":\"start\",\"pid\":5,\"ppid\":1,\"program\":\"srv\",\"recipe\":\"r\",\"seed\":0,\"fork\":false}\n"
 				    "{\"event\":\"inject\",\"pid\":5,\"rule\":\"keep\",\"call\":\"close\",\"action\":\"leak\",\"t\":0.5}\n"
 				    "{\"event\":\"inject\",\"pid\":5,\"rule\":\"keep\",\"call\":\"close\",\"action\":\"leak\",\"t\":0.7}\n");
-	cr_assert_eq(kbfault((const char *[]){ "report", log, NULL }, &out, &err), 0, "%s", err);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", log, NULL }, &out, &err), 0, "%s", err);
 	cr_assert(strstr(out, "injections: 2"), "%s", out);
 	cr_assert(strstr(out, "keep"), "%s", out);
-	cr_assert_eq(kbfault((const char *[]){ "report", "--json", log, NULL }, &out, &err), 0);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", "--json", log, NULL }, &out, &err), 0);
 	struct kb_json_obj o;
 	cr_assert_eq(kb_json_flat_parse(out, &o, NULL, NULL), 0, "--json prints one JSON object: %s", out);
 	cr_assert_str_eq(kb_json_str(&o, "injections"), "2");
 	cr_assert(strstr(out, "\"by_rule\":{\"keep\":2}"), "%s", out);
 
 	const char *broken = kbt_write("broken", "{\"event\":\"start\",\"pid\":5}\nnot json\n");
-	cr_assert_eq(kbfault((const char *[]){ "report", broken, NULL }, &out, &err), 1);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", broken, NULL }, &out, &err), 1);
 	char want[700];
 	snprintf(want, sizeof want, "%s:2:1: not a JSON object", broken);
 	cr_assert(strstr(err, want), "%s", err);
-	cr_assert_eq(kbfault((const char *[]){ "report", "/nonexistent/log", NULL }, &out, &err), 1);
-	cr_assert_eq(kbfault((const char *[]){ "report", NULL }, &out, &err), 2);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", "/nonexistent/log", NULL }, &out, &err), 1);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", NULL }, &out, &err), 2);
 }
 
 Test(cli, list_shows_bundled_recipes)
 {
 	char *out, *err;
-	cr_assert_eq(kbfault((const char *[]){ "list", NULL }, &out, &err), 0, "%s%s", out, err);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "list", NULL }, &out, &err), 0, "%s%s", out, err);
 	cr_assert(strstr(out, "demo"), "%s", out);
-	cr_assert_eq(kbfault((const char *[]){ "list", "--json", NULL }, &out, &err), 0);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "list", "--json", NULL }, &out, &err), 0);
 	struct kb_json_obj o;
 	cr_assert_eq(kb_json_flat_parse(strtok(out, "\n"), &o, NULL, NULL), 0, "%s", out);
 	cr_assert_not_null(kb_json_get(&o, "about"));

@@ -135,16 +135,6 @@ Test(log, a_fifo_whose_reader_comes_a_moment_later_gets_every_line, .timeout = 6
 	free(got);
 }
 
-static int kbfault(const char *const *args, char **out, char **err)
-{
-	const char *argv[32] = { kbt_build("kbfault") };
-	size_t n = 1;
-	for (size_t i = 0; args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	return kbt_run(argv, NULL, false, 20000, out, err);
-}
-
 Test(log, kbfault_run_with_a_fifo_log_neither_hangs_nor_ends_the_readers_stream, .timeout = 90)
 {
 	skip_under_valgrind();
@@ -158,7 +148,7 @@ Test(log, kbfault_run_with_a_fifo_log_neither_hangs_nor_ends_the_readers_stream,
 	usleep(100000); /* cat waits in open() */
 	char *out, *err;
 	const char *r = kbt_write("cap.kbf", listen_recipe);
-	int rc = kbfault((const char *[]){ "run", "-r", r, "-l", fifo, "--", helper(), "inject", "3", NULL }, &out,
+	int rc = kbt_kbfault((const char *[]){ "run", "-r", r, "-l", fifo, "--", helper(), "inject", "3", NULL }, &out,
 			 &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_eq(kbt_wait(&cat, 10000, NULL, NULL), 0, "the reader saw the end of the stream");
@@ -169,7 +159,7 @@ Test(log, kbfault_run_with_a_fifo_log_neither_hangs_nor_ends_the_readers_stream,
 
 	/* no reader at all: the command still runs, once warned */
 	long long t0 = now_ms();
-	rc = kbfault((const char *[]){ "run", "-r", r, "-l", fifo, "--", helper(), "inject", "3", NULL }, &out, &err);
+	rc = kbt_kbfault((const char *[]){ "run", "-r", r, "-l", fifo, "--", helper(), "inject", "3", NULL }, &out, &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_lt(now_ms() - t0, 10000);
 	cr_assert_eq(count(err, "cannot open the injection log"), 1, "%s", err);
@@ -181,7 +171,7 @@ Test(log, kbfault_gate_refuses_a_log_it_could_not_read_back, .timeout = 60)
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
 	char *out, *err;
 	const char *r = kbt_write("cap.kbf", listen_recipe);
-	int rc = kbfault((const char *[]){ "gate", "-r", r, "--name", "g", "--server", "sleep 30", "--ready",
+	int rc = kbt_kbfault((const char *[]){ "gate", "-r", r, "--name", "g", "--server", "sleep 30", "--ready",
 					   "tcp:127.0.0.1:9", "--probe", "true", "--timeout", "5", "--log", fifo,
 					   "--out", tmp("gates"), NULL },
 			 &out, &err);
@@ -376,7 +366,7 @@ Test(log, a_line_cut_short_is_ended_and_the_next_starts_on_a_line_of_its_own, .t
 	check_lines(log, &whole, &cut, &lost);
 	cr_assert_eq(cut, 1, "the line that met the limit");
 	char *report_out, *report_err;
-	cr_assert_eq(kbfault((const char *[]){ "report", "--json", log, NULL }, &report_out, &report_err), 0, "%s",
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", "--json", log, NULL }, &report_out, &report_err), 0, "%s",
 		     report_err);
 	struct kb_json_obj o;
 	cr_assert_eq(kb_json_flat_parse(report_out, &o, NULL, NULL), 0, "%s", report_out);
@@ -412,7 +402,7 @@ Test(log, a_full_filesystem_cuts_at_most_one_line_and_never_glues_the_next, .tim
 	cr_assert_gt(lost, 0, "lines were lost, and said so");
 	/* every line is either in the log whole, or counted as lost */
 	char *report_out, *report_err;
-	int rc = kbfault((const char *[]){ "report", "--json", tmp("log"), NULL }, &report_out, &report_err);
+	int rc = kbt_kbfault((const char *[]){ "report", "--json", tmp("log"), NULL }, &report_out, &report_err);
 	cr_assert_eq(rc, 0, "the report reads it: %s", report_err);
 	struct kb_json_obj o;
 	cr_assert_eq(kb_json_flat_parse(report_out, &o, NULL, NULL), 0, "%s", report_out);
@@ -434,7 +424,7 @@ Test(log, kbfault_report_skips_a_cut_line_and_recovers_the_one_glued_to_it)
 				    "{\"event\":\"inject\",\"pid\":5,\"rule\":\"keep\",\"call\":\"close\",\"action\":\"leak\",\"t\":0.8}\n"
 				    "{\"event\":\"inj");
 	char *out, *err;
-	cr_assert_eq(kbfault((const char *[]){ "report", log, NULL }, &out, &err), 0, "%s", err);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", log, NULL }, &out, &err), 0, "%s", err);
 	cr_assert(strstr(out, "injections: 2"), "%s", out);
 	cr_assert(strstr(out, "torn lines: 2"), "%s", out);
 	char want[800];
@@ -535,11 +525,11 @@ Test(log, dev_stdout_stderr_and_fd_names_mean_the_hosts_own_descriptors, .timeou
 	cr_assert(strstr(err, "cannot open the injection log /dev/fd/77"), "%s", err);
 
 	const char *r = kbt_write("cap.kbf", listen_recipe);
-	rc = kbfault((const char *[]){ "run", "-r", r, "-l", "/dev/stdout", "--", helper(), "inject", "2", NULL }, &out,
+	rc = kbt_kbfault((const char *[]){ "run", "-r", r, "-l", "/dev/stdout", "--", helper(), "inject", "2", NULL }, &out,
 		     &err);
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_assert_eq(count(out, inject_line), 2, "%s %s", out, err);
-	rc = kbfault((const char *[]){ "run", "-r", r, "-l", "/dev/fd/77", "--", "/bin/true", NULL }, &out, &err);
+	rc = kbt_kbfault((const char *[]){ "run", "-r", r, "-l", "/dev/fd/77", "--", "/bin/true", NULL }, &out, &err);
 	cr_assert_eq(rc, 125, "%s", err);
 	cr_assert(strstr(err, "/dev/fd/77"), "%s", err);
 }
@@ -557,7 +547,7 @@ Test(log, a_symlink_owned_by_another_user_is_not_followed_either, .timeout = 60)
 	cr_assert(strstr(err, "cannot open the injection log"), "%s", err);
 	cr_assert_neq(access(target, F_OK), 0, "nothing was written through the link");
 	const char *r = kbt_write("cap.kbf", listen_recipe);
-	rc = kbfault((const char *[]){ "run", "-r", r, "-l", link, "--", "/bin/true", NULL }, &out, &err);
+	rc = kbt_kbfault((const char *[]){ "run", "-r", r, "-l", link, "--", "/bin/true", NULL }, &out, &err);
 	cr_assert_eq(rc, 125, "kbfault run refuses it first: %s", err);
 	cr_assert_neq(access(target, F_OK), 0);
 }

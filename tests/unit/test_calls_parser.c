@@ -11,33 +11,12 @@
 #include "kbfault/decide.h"
 #include "kbfault/recipe.h"
 #include "kbfault/stanza.h"
-
-static char message[2048];
-
-static int parse(const char *text, struct kb_overrides *ov, struct kb_recipe *r)
-{
-	struct kb_diag d;
-	char *copy = strdup(text);
-	int rc = kb_recipe_parse("t.kbf", copy, strlen(copy), ov, r, &d);
-	message[0] = '\0';
-	if (rc < 0)
-		kb_diag_format(&d, message, sizeof message);
-	free(copy);
-	return rc;
-}
-
-static void refused(const char *text, const char *where, const char *needle)
-{
-	struct kb_recipe r;
-	cr_assert_lt(parse(text, NULL, &r), 0, "recipe should be refused:\n%s", text);
-	cr_assert_eq(strncmp(message, where, strlen(where)), 0, "expected '%s...', got '%s'", where, message);
-	cr_assert(strstr(message, needle), "expected '%s' in '%s'", needle, message);
-}
+#include "recipe_text.h"
 
 static void accepted(const char *text)
 {
 	struct kb_recipe r;
-	cr_assert_eq(parse(text, NULL, &r), 0, "%s\n%s", message, text);
+	cr_assert_eq(kbt_parse(text, NULL, &r), 0, "%s\n%s", kbt_message, text);
 	kb_recipe_free(&r);
 }
 
@@ -78,14 +57,14 @@ Test(calls_parser, an_action_after_seven_pass_rules_fires)
 
 Test(calls_parser, a_rule_after_eight_pass_rules_is_refused)
 {
-	refused(passes_then(8, "accept", "rule never\n  on accept\n  action fail ECONNABORTED\n"), "t.kbf:25:1: ",
-		"rule 'never'");
-	cr_assert(strstr(message, "8 pass rules"), "%s", message);
-	cr_assert(strstr(message, "at most 8"), "the limit: %s", message);
+	kbt_refused(passes_then(8, "accept", "rule never\n  on accept\n  action fail ECONNABORTED\n"), "t.kbf:25:1: ",
+		    "rule 'never'");
+	cr_assert(strstr(kbt_message, "8 pass rules"), "%s", kbt_message);
+	cr_assert(strstr(kbt_message, "at most 8"), "the limit: %s", kbt_message);
 	/* a ninth pass rule would never run its delay either */
-	refused(passes_then(8, "connect", "rule ninth\n  on connect\n  delay 2ms\n"), "t.kbf:25:1: ", "rule 'ninth'");
+	kbt_refused(passes_then(8, "connect", "rule ninth\n  on connect\n  delay 2ms\n"), "t.kbf:25:1: ", "rule 'ninth'");
 	/* indented: the column of `rule` */
-	refused(passes_then(8, "close", "  rule never\n  on close\n  action leak\n"), "t.kbf:25:3: ", "rule 'never'");
+	kbt_refused(passes_then(8, "close", "  rule never\n  on close\n  action leak\n"), "t.kbf:25:3: ", "rule 'never'");
 }
 
 Test(calls_parser, pass_rules_that_cannot_fire_together_do_not_count)
@@ -98,8 +77,8 @@ Test(calls_parser, pass_rules_that_cannot_fire_together_do_not_count)
 	/* close rules for other roles, and ports no range shares */
 	accepted(passes_then(8, "close\n  role outbound", "rule x\n  on close\n  role accepted\n  action leak\n"));
 	accepted(passes_then(8, "close\n  port 80", "rule x\n  on close\n  port 81-90\n  action leak\n"));
-	refused(passes_then(8, "close\n  port 85", "rule x\n  on close\n  port 81-90\n  action leak\n"), "t.kbf:",
-		"rule 'x'");
+	kbt_refused(passes_then(8, "close\n  port 85", "rule x\n  on close\n  port 81-90\n  action leak\n"), "t.kbf:",
+		    "rule 'x'");
 	/* an accept rule that decides before the connection is taken is not
 	 * in the pass rules' phase */
 	accepted(passes_then(8, "accept", "rule x\n  on accept\n  action fail EMFILE\n"));
@@ -118,9 +97,9 @@ Test(calls_parser, a_parameter_name_over_the_limit_is_refused)
 	/* a parameter with the longest name there can be, and a reference one
 	 * letter longer: not the same name */
 	snprintf(text, sizeof text, "set %s 5\nrule r\n  on close\n  nth $%sb\n  action leak\n", name, name);
-	refused(text, "t.kbf:4:7: ", "longer than 63");
+	kbt_refused(text, "t.kbf:4:7: ", "longer than 63");
 	snprintf(text, sizeof text, "set %s 5\nrule r\n  on close\n  nth ${%sbc}\n  action leak\n", name, name);
-	refused(text, "t.kbf:4:7: ", "longer than 63");
+	kbt_refused(text, "t.kbf:4:7: ", "longer than 63");
 	snprintf(text, sizeof text, "set %s 5\nrule r\n  on close\n  nth $%s\n  action leak\n", name, name);
 	accepted(text);
 }
@@ -162,14 +141,14 @@ Test(calls_parser, columns_count_characters_everywhere)
 	cr_assert_lt(kb_text_check("t.kbf", bad, strlen(bad), &d), 0);
 	cr_assert_eq(d.col, 4, "%u", d.col);
 	/* a token after two-byte characters */
-	refused("rule r\n  on close\n  program \xc3\xa9 a/b\n  action leak\n", "t.kbf:3:13: ", "a/b");
+	kbt_refused("rule r\n  on close\n  program \xc3\xa9 a/b\n  action leak\n", "t.kbf:3:13: ", "a/b");
 	/* an escape error inside a quoted value */
-	refused("about \"\xc3\xa9\xc3\xa9\\x\"\nrule r\n  on close\n  action leak\n", "t.kbf:1:10: ", "unknown escape");
+	kbt_refused("about \"\xc3\xa9\xc3\xa9\\x\"\nrule r\n  on close\n  action leak\n", "t.kbf:1:10: ", "unknown escape");
 	/* a parameter in a quoted value, after escapes and a two-byte one */
-	refused("about \"\\\"\xc3\xa9$nope\"\nrule r\n  on close\n  action leak\n", "t.kbf:1:11: ",
-		"unknown parameter 'nope'");
-	refused("about \"\\\"\\\\$nope\"\nrule r\n  on close\n  action leak\n", "t.kbf:1:12: ",
-		"unknown parameter 'nope'");
+	kbt_refused("about \"\\\"\xc3\xa9$nope\"\nrule r\n  on close\n  action leak\n", "t.kbf:1:11: ",
+		    "unknown parameter 'nope'");
+	kbt_refused("about \"\\\"\\\\$nope\"\nrule r\n  on close\n  action leak\n", "t.kbf:1:12: ",
+		    "unknown parameter 'nope'");
 }
 
 /* ---- the parameter list `kbfault run` hands to the library -------------- */

@@ -9,56 +9,32 @@
 #include <unistd.h>
 
 #include "kbfault/recipe.h"
-
-static char message[2048];
-
-static int parse(const char *text, struct kb_overrides *ov, struct kb_recipe *r)
-{
-	struct kb_diag d;
-	char *copy = strdup(text);
-	int rc = kb_recipe_parse("t.kbf", copy, strlen(copy), ov, r, &d);
-	message[0] = '\0';
-	if (rc < 0)
-		kb_diag_format(&d, message, sizeof message);
-	free(copy);
-	return rc;
-}
-
-/* Asserts the recipe is refused with exactly this "file:line:col: " prefix
- * and a message containing `needle`. */
-static void refused(const char *text, const char *where, const char *needle)
-{
-	struct kb_recipe r;
-	cr_assert_lt(parse(text, NULL, &r), 0, "recipe should be refused:\n%s", text);
-	cr_assert_eq(strncmp(message, where, strlen(where)), 0, "expected '%s...', got '%s'", where, message);
-	cr_assert(strstr(message, needle), "expected '%s' in '%s'", needle, message);
-	cr_assert_null(r.rules, "a refused recipe holds nothing to free");
-}
+#include "recipe_text.h"
 
 Test(recipe, a_full_rule)
 {
 	struct kb_recipe r;
-	int rc = parse("# comment\n"
-		       "recipe demo\n"
-		       "about \"a demo\" recipe\n"
-		       "seed 42\n"
-		       "rule slow-accept\n"
-		       "  on accept4\n"
-		       "  port 8080\n"
-		       "  peer 127.0.0.0/8 ::1\n"
-		       "  peer 10.0.0.1\n"
-		       "  peer-port 1000-2000\n"
-		       "  program nginx redis-server\n"
-		       "  every 3\n"
-		       "  after 2\n"
-		       "  probability 50%\n"
-		       "  limit 10\n"
-		       "  window 1s..1m\n"
-		       "  counters tree\n"
-		       "  delay 250ms\n"
-		       "  action fail ECONNABORTED\n",
-		       NULL, &r);
-	cr_assert_eq(rc, 0, "%s", message);
+	int rc = kbt_parse("# comment\n"
+		           "recipe demo\n"
+		           "about \"a demo\" recipe\n"
+		           "seed 42\n"
+		           "rule slow-accept\n"
+		           "  on accept4\n"
+		           "  port 8080\n"
+		           "  peer 127.0.0.0/8 ::1\n"
+		           "  peer 10.0.0.1\n"
+		           "  peer-port 1000-2000\n"
+		           "  program nginx redis-server\n"
+		           "  every 3\n"
+		           "  after 2\n"
+		           "  probability 50%\n"
+		           "  limit 10\n"
+		           "  window 1s..1m\n"
+		           "  counters tree\n"
+		           "  delay 250ms\n"
+		           "  action fail ECONNABORTED\n",
+		           NULL, &r);
+	cr_assert_eq(rc, 0, "%s", kbt_message);
 	cr_assert_str_eq(r.name, "demo");
 	cr_assert_str_eq(r.about, "a demo recipe");
 	cr_assert(r.has_seed);
@@ -89,8 +65,8 @@ Test(recipe, a_full_rule)
 Test(recipe, defaults)
 {
 	struct kb_recipe r;
-	cr_assert_eq(parse("rule a\n on close\n action leak\nrule b\n on listen\n delay 1s\n", NULL, &r), 0,
-		     "%s", message);
+	cr_assert_eq(kbt_parse("rule a\n on close\n action leak\nrule b\n on listen\n delay 1s\n", NULL, &r), 0,
+		     "%s", kbt_message);
 	cr_assert_str_eq(r.name, "t", "the name defaults to the file name without .kbf");
 	cr_assert_not(r.has_seed);
 	const struct kb_rule *a = &r.rules[0];
@@ -106,13 +82,13 @@ Test(recipe, defaults)
 Test(recipe, actions_and_their_values)
 {
 	struct kb_recipe r;
-	cr_assert_eq(parse("rule a\n on listen\n action backlog 5\n"
-			   "rule b\n on accept\n action stall forever\n"
-			   "rule c\n on connect\n action stall 1.5s\n"
-			   "rule d\n on connect\n action refuse\n"
-			   "rule e\n on close shutdown\n role accepted outbound\n action reset\n",
-			   NULL, &r),
-		     0, "%s", message);
+	cr_assert_eq(kbt_parse("rule a\n on listen\n action backlog 5\n"
+			       "rule b\n on accept\n action stall forever\n"
+			       "rule c\n on connect\n action stall 1.5s\n"
+			       "rule d\n on connect\n action refuse\n"
+			       "rule e\n on close shutdown\n role accepted outbound\n action reset\n",
+			       NULL, &r),
+		     0, "%s", kbt_message);
 	cr_assert_eq(r.rules[0].backlog, 5);
 	cr_assert_eq(r.rules[1].stall_ns, KB_FOREVER);
 	cr_assert_eq(r.rules[2].stall_ns, 1500000000ULL);
@@ -123,34 +99,34 @@ Test(recipe, actions_and_their_values)
 
 Test(recipe, errors_name_line_and_column)
 {
-	refused("rule a\n  on close\n  action fial\n", "t.kbf:3:10: ", "did you mean 'fail'?");
-	refused("rule a\n  on clsoe\n  action leak\n", "t.kbf:2:6: ", "unknown call 'clsoe'");
-	refused("rule a\n  on accept\n  action fail ECONNREFUSED\n", "t.kbf:3:3: ",
-		"accept() cannot fail with ECONNREFUSED");
-	refused("rule a\n  on accept\n  action fail EBOGUS\n", "t.kbf:3:15: ", "unknown errno 'EBOGUS'");
-	refused("rule a\n  on accept\n  action leak\n", "t.kbf:3:3: ", "does not apply to accept");
-	refused("rule a\n  on close\n", "t.kbf:1:1: ", "no `action` line");
-	refused("rule a\n  action leak\n", "t.kbf:1:1: ", "no `on` line");
-	refused("rule a\n  on close\n  on close\n  action leak\n", "t.kbf:3:3: ", "already set");
-	refused("rule a\n  on close\n  limit 0\n  action leak\n", "t.kbf:3:9: ", "at least 1");
-	refused("rule a\n  on close\n  delay 5\n  action leak\n", "t.kbf:3:9: ", "duration");
-	refused("rule a\n  on close\n  window 5s..1s\n  action leak\n", "t.kbf:3:10: ", "ends before it starts");
-	refused("rule a\n  on connect\n  role accepted\n  action refuse\n", "t.kbf:3:3: ", "close and shutdown only");
-	refused("rule a\n  on listen\n  peer 1.2.3.4\n  action backlog 5\n", "t.kbf:3:3: ", "no peer");
-	refused("rule a\n  on close\n  peer 1.2.3\n  action leak\n", "t.kbf:3:8: ", "IPv4 or IPv6");
-	refused("rule a\n  on close\n  nth 2\n  every 3\n  action leak\n", "t.kbf:3:3: ", "cannot be combined");
-	refused("rule a\n  on listen\n  action backlog\n", "t.kbf:3:17: ", "needs the backlog");
-	refused("rule a\n  on close\n  action leak now\n", "t.kbf:3:15: ", "takes no value");
-	refused("rule a\n  on close\n  colour red\n", "t.kbf:3:3: ", "unknown rule key 'colour'");
-	refused("rule a\n  on close\n  actoin leak\n", "t.kbf:3:3: ", "did you mean 'action'?");
-	refused("rule a b\n", "t.kbf:1:8: ", "expected `rule NAME`");
-	refused("rule a\n on close\n action leak\nrule a\n on close\n action leak\n", "t.kbf:4:6: ",
-		"already defined at line 1");
-	refused("rule a\n on close\n action leak\nseed 3\n", "t.kbf:4:1: ", "before the first rule");
-	refused("bogus 1\n", "t.kbf:1:1: ", "unknown keyword 'bogus'");
-	refused("# nothing\n", "t.kbf:1:1: ", "no rules");
-	refused("rule a\n  on close\n  program /usr/bin/x\n  action leak\n", "t.kbf:3:11: ", "without a directory");
-	refused("rule a\n  on close\n  probability 2\n  action leak\n", "t.kbf:3:15: ", "probability");
+	kbt_refused("rule a\n  on close\n  action fial\n", "t.kbf:3:10: ", "did you mean 'fail'?");
+	kbt_refused("rule a\n  on clsoe\n  action leak\n", "t.kbf:2:6: ", "unknown call 'clsoe'");
+	kbt_refused("rule a\n  on accept\n  action fail ECONNREFUSED\n", "t.kbf:3:3: ",
+		    "accept() cannot fail with ECONNREFUSED");
+	kbt_refused("rule a\n  on accept\n  action fail EBOGUS\n", "t.kbf:3:15: ", "unknown errno 'EBOGUS'");
+	kbt_refused("rule a\n  on accept\n  action leak\n", "t.kbf:3:3: ", "does not apply to accept");
+	kbt_refused("rule a\n  on close\n", "t.kbf:1:1: ", "no `action` line");
+	kbt_refused("rule a\n  action leak\n", "t.kbf:1:1: ", "no `on` line");
+	kbt_refused("rule a\n  on close\n  on close\n  action leak\n", "t.kbf:3:3: ", "already set");
+	kbt_refused("rule a\n  on close\n  limit 0\n  action leak\n", "t.kbf:3:9: ", "at least 1");
+	kbt_refused("rule a\n  on close\n  delay 5\n  action leak\n", "t.kbf:3:9: ", "duration");
+	kbt_refused("rule a\n  on close\n  window 5s..1s\n  action leak\n", "t.kbf:3:10: ", "ends before it starts");
+	kbt_refused("rule a\n  on connect\n  role accepted\n  action refuse\n", "t.kbf:3:3: ", "close and shutdown only");
+	kbt_refused("rule a\n  on listen\n  peer 1.2.3.4\n  action backlog 5\n", "t.kbf:3:3: ", "no peer");
+	kbt_refused("rule a\n  on close\n  peer 1.2.3\n  action leak\n", "t.kbf:3:8: ", "IPv4 or IPv6");
+	kbt_refused("rule a\n  on close\n  nth 2\n  every 3\n  action leak\n", "t.kbf:3:3: ", "cannot be combined");
+	kbt_refused("rule a\n  on listen\n  action backlog\n", "t.kbf:3:17: ", "needs the backlog");
+	kbt_refused("rule a\n  on close\n  action leak now\n", "t.kbf:3:15: ", "takes no value");
+	kbt_refused("rule a\n  on close\n  colour red\n", "t.kbf:3:3: ", "unknown rule key 'colour'");
+	kbt_refused("rule a\n  on close\n  actoin leak\n", "t.kbf:3:3: ", "did you mean 'action'?");
+	kbt_refused("rule a b\n", "t.kbf:1:8: ", "expected `rule NAME`");
+	kbt_refused("rule a\n on close\n action leak\nrule a\n on close\n action leak\n", "t.kbf:4:6: ",
+		    "already defined at line 1");
+	kbt_refused("rule a\n on close\n action leak\nseed 3\n", "t.kbf:4:1: ", "before the first rule");
+	kbt_refused("bogus 1\n", "t.kbf:1:1: ", "unknown keyword 'bogus'");
+	kbt_refused("# nothing\n", "t.kbf:1:1: ", "no rules");
+	kbt_refused("rule a\n  on close\n  program /usr/bin/x\n  action leak\n", "t.kbf:3:11: ", "without a directory");
+	kbt_refused("rule a\n  on close\n  probability 2\n  action leak\n", "t.kbf:3:15: ", "probability");
 }
 
 Test(recipe, parameters_and_overrides)
@@ -162,7 +138,7 @@ Test(recipe, parameters_and_overrides)
 	const char *text = "set backlog 5\nset mode \"x y\"\n"
 			   "rule cap\n  on listen\n  action backlog $backlog\n"
 			   "rule t\n  on close\n  program ${mode}z\n  action leak\n";
-	cr_assert_eq(parse(text, NULL, &r), 0, "%s", message);
+	cr_assert_eq(kbt_parse(text, NULL, &r), 0, "%s", kbt_message);
 	cr_assert_eq(r.rules[0].backlog, 5);
 	cr_assert_str_eq(r.rules[1].programs[0], "x yz");
 	cr_assert_eq(r.nparams, 2);
@@ -170,25 +146,25 @@ Test(recipe, parameters_and_overrides)
 
 	kb_overrides_init(&ov, "KBFAULT_SET");
 	cr_assert_eq(kb_overrides_add_list(&ov, "backlog=1, mode=q", &d), 0);
-	cr_assert_eq(parse(text, &ov, &r), 0, "%s", message);
+	cr_assert_eq(kbt_parse(text, &ov, &r), 0, "%s", kbt_message);
 	cr_assert_eq(r.rules[0].backlog, 1);
 	cr_assert(r.params[0].overridden);
 	kb_recipe_free(&r);
 
 	kb_overrides_init(&ov, "KBFAULT_SET");
 	kb_overrides_add(&ov, "backlog=lots", &d);
-	cr_assert_lt(parse(text, &ov, &r), 0);
-	cr_assert(strstr(message, "t.kbf:5:18: expected a backlog"), "%s", message);
-	cr_assert(strstr(message, "from parameter 'backlog', set to 'lots' by KBFAULT_SET"), "%s", message);
+	cr_assert_lt(kbt_parse(text, &ov, &r), 0);
+	cr_assert(strstr(kbt_message, "t.kbf:5:18: expected a backlog"), "%s", kbt_message);
+	cr_assert(strstr(kbt_message, "from parameter 'backlog', set to 'lots' by KBFAULT_SET"), "%s", kbt_message);
 
 	kb_overrides_init(&ov, "--set");
 	kb_overrides_add(&ov, "nope=1", &d);
-	cr_assert_lt(parse(text, &ov, &r), 0);
-	cr_assert(strstr(message, "--set sets 'nope', but this recipe has no such parameter (it has: backlog, mode)"),
-		  "%s", message);
+	cr_assert_lt(kbt_parse(text, &ov, &r), 0);
+	cr_assert(strstr(kbt_message, "--set sets 'nope', but this recipe has no such parameter (it has: backlog, mode)"),
+		  "%s", kbt_message);
 
-	refused("rule a\n  on listen\n  action backlog $missing\n", "t.kbf:3:18: ", "unknown parameter 'missing'");
-	refused("set x 1\nset x 2\nrule a\n on close\n action leak\n", "t.kbf:2:5: ", "already set at line 1");
+	kbt_refused("rule a\n  on listen\n  action backlog $missing\n", "t.kbf:3:18: ", "unknown parameter 'missing'");
+	kbt_refused("set x 1\nset x 2\nrule a\n on close\n action leak\n", "t.kbf:2:5: ", "already set at line 1");
 	cr_assert_lt(kb_overrides_add(&ov, "novalue", &d), 0);
 	cr_assert(strstr(d.msg, "expected NAME=VALUE"));
 }
@@ -196,16 +172,16 @@ Test(recipe, parameters_and_overrides)
 Test(recipe, dollar_escapes)
 {
 	struct kb_recipe r;
-	cr_assert_eq(parse("about \"costs $$5\"\nrule a\n on close\n action leak\n", NULL, &r), 0, "%s", message);
+	cr_assert_eq(kbt_parse("about \"costs $$5\"\nrule a\n on close\n action leak\n", NULL, &r), 0, "%s", kbt_message);
 	cr_assert_str_eq(r.about, "costs $5");
 	kb_recipe_free(&r);
-	refused("about $\nrule a\n on close\n action leak\n", "t.kbf:1:7: ", "parameter name after '$'");
+	kbt_refused("about $\nrule a\n on close\n action leak\n", "t.kbf:1:7: ", "parameter name after '$'");
 }
 
 Test(recipe, disabled_rules_parse)
 {
 	struct kb_recipe r;
-	cr_assert_eq(parse("set on no\nrule a\n on close\n enabled $on\n action leak\n", NULL, &r), 0, "%s", message);
+	cr_assert_eq(kbt_parse("set on no\nrule a\n on close\n enabled $on\n action leak\n", NULL, &r), 0, "%s", kbt_message);
 	cr_assert_not(r.rules[0].enabled);
 	kb_recipe_free(&r);
 }
@@ -246,7 +222,7 @@ Test(recipe, describe_says_what_was_understood)
 {
 	struct kb_recipe r;
 	char buf[4096];
-	cr_assert_eq(parse("rule a\n on close shutdown\n role accepted\n every 3\n limit 2\n action leak\n", NULL, &r), 0);
+	cr_assert_eq(kbt_parse("rule a\n on close shutdown\n role accepted\n every 3\n limit 2\n action leak\n", NULL, &r), 0);
 	kb_rule_describe(&r.rules[0], buf, sizeof buf);
 	cr_assert(strstr(buf, "on    close, shutdown of accepted sockets"), "%s", buf);
 	cr_assert(strstr(buf, "every 3rd hit, at most 2 times"), "%s", buf);
