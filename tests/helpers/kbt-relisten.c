@@ -6,6 +6,9 @@
  *   kbt-relisten N            N rounds: listen, three clients connect, one
  *                             accept, close it all, keep the old number busy;
  *                             prints "rounds N" and how many clients saw a reset
+ *   kbt-relisten N unseen     the same, but each listener is closed by an
+ *                             inline system call no preloaded library sees
+ *                             (prints "unseen unsupported" where there is none)
  *   kbt-relisten N closing    N rounds: listen, eight clients connect, one
  *                             accept, then the listener is closed first (a
  *                             graceful stop): prints "rounds N" and how many of
@@ -18,10 +21,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +66,19 @@ static int ended(int fd)
 	return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
+/* close() as an inline system call, which no preloaded library sees */
+static long unseen_close(int fd)
+{
+#if defined(__x86_64__)
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
+	return ret;
+#else
+	(void)fd;
+	return -ENOSYS;
+#endif
+}
+
 static int closing(int rounds)
 {
 	int hanging = 0;
@@ -96,9 +114,14 @@ static int closing(int rounds)
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 0, resets = 0;
+	bool unseen = argc > 2 && strcmp(argv[2], "unseen") == 0;
 
 	if (argc > 2 && strcmp(argv[2], "closing") == 0)
 		return closing(rounds);
+	if (unseen && unseen_close(-1) == -ENOSYS) {
+		printf("unseen unsupported\n");
+		return 0;
+	}
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (int r = 0; r < rounds; r++) {
@@ -117,7 +140,10 @@ int main(int argc, char **argv)
 			close(c[i]);
 		}
 		close(a);
-		close(l);
+		if (unseen)
+			unseen_close(l);
+		else
+			close(l);
 		/* the old number stays taken: the next listener gets a new one */
 		if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0)
 			return 1;

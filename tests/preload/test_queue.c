@@ -172,6 +172,23 @@ Test(queue, a_listener_opened_anew_on_a_new_number_is_emulated_each_time, .timeo
 	free(err);
 }
 
+/* The same when the listener is closed where the shim cannot see it (an
+ * inline system call): an entry whose descriptor no longer holds its
+ * listener is taken back when the table is full. */
+Test(queue, a_listener_closed_unseen_gives_its_entry_back, .timeout = 60)
+{
+	char *out, *err;
+	const char *argv[] = { kbt_build("helpers/kbt-relisten"), "24", "unseen", NULL };
+
+	cr_assert_eq(kbt_run(argv, kbt_under("rule q\n  on listen\n  action queue 1 reset\n"), true, 40000, &out, &err), 0,
+		     "%s %s", out, err);
+	if (strcmp(out, "unseen unsupported\n") == 0)
+		cr_skip_test("no inline system call on this architecture");
+	cr_assert_str_eq(out, "rounds 24\nresets 48\n", "two of three clients reset in every round");
+	free(out);
+	free(err);
+}
+
 /* A listener closed while its refuse queue holds it paused (a graceful
  * stop closes the listener first): what the shim holds for it is reset,
  * as the kernel resets what waits on a listener that closes, and its
