@@ -30,8 +30,9 @@
  *                               limit raised for them): prints "held N", or
  *                               "unsupported" if the limit cannot be raised
  *   kbt-sessions holders K      a connection accepted, K children forked that
- *                               hold it, its own copy closed, the children
- *                               killed and reaped; then a second connection
+ *                               hold it (killed before they ever run, where
+ *                               it may use SCHED_FIFO), its own copy closed,
+ *                               the children killed and reaped; then a second connection
  *                               from the same address: "second accepted" or
  *                               "second refused" (accept failed: reset)
  *   kbt-sessions forkrace MS    for MS milliseconds one thread accepts (and
@@ -51,6 +52,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -342,6 +344,16 @@ static int do_holders(int k)
 
 	if (x < 0 || k < 1 || k > 64)
 		return 1;
+	/* Children killed before they run a single instruction of their
+	 * own: holders only their parent can have named. On one CPU under
+	 * SCHED_FIFO (root), a child waits behind its parent until the
+	 * parent blocks, in waitpid() after the kills; without the
+	 * privilege, one CPU alone makes it likely, not certain. */
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+	sched_setaffinity(0, sizeof one, &one);
+	sched_setscheduler(0, SCHED_FIFO, &(struct sched_param){ .sched_priority = 1 });
 	for (int i = 0; i < k; i++) {
 		kids[i] = fork();
 		if (kids[i] == 0) {
