@@ -17,7 +17,8 @@
 
 static const char usage[] =
 	"Usage: kbfault gate -r RECIPE --server 'CMD' --ready tcp:HOST:PORT --probe 'CMD'\n"
-	"                    [--load 'CMD'] [--min-injections N] [--timeout SECONDS]\n"
+	"                    [--load 'CMD'] [--min-injections N] [--expect 'MEASURE OP N']...\n"
+	"                    [--timeout SECONDS]\n"
 	"                    [--server-may-exit] [--name NAME] [--seed N] [--set NAME=VALUE]...\n"
 	"                    [--log LOG] [--junit FILE] [--out DIR]\n"
 	"       kbfault gate -f SUITE [--only NAME]... [--junit FILE] [--out DIR]\n"
@@ -31,7 +32,10 @@ static const char usage[] =
 	"A gate passes only if all of these hold:\n"
 	"  - the probe exited 0 within the timeout;\n"
 	"  - at least N faults were injected (--min-injections, default 1): a gate\n"
-	"    whose recipe never fired proves nothing, and fails;\n"
+	"    whose recipe never fired proves nothing, and fails; nor does a rule\n"
+	"    that fired and changed nothing (a cap of 5 on a server asking for 5),\n"
+	"    which the log marks \"effect\":\"none\" and the gate does not count;\n"
+	"  - every --expect holds: the symptom, measured outside the server;\n"
 	"  - the server is still running at the end (unless --server-may-exit).\n"
 	"\n"
 	"  -r, --recipe RECIPE       a .kbf file or a bundled recipe name\n"
@@ -40,6 +44,13 @@ static const char usage[] =
 	"      --probe CMD           what must succeed while the faults are armed\n"
 	"      --load CMD            runs beside the probe; stopped when the probe ends\n"
 	"      --min-injections N    faults that must be injected (default 1; 0 allows none)\n"
+	"      --expect 'MEASURE OP N'\n"
+	"                            evidence the gate must see, OP one of >= > <= < ==;\n"
+	"                            may be repeated. MEASURE: listen-overflows,\n"
+	"                            listen-drops, resets-sent (the kernel's TCP counters,\n"
+	"                            their growth during the gate); server-fds, close-wait,\n"
+	"                            recv-q (the most seen: the server's descriptors, its\n"
+	"                            port's CLOSE-WAIT sockets, its listener's queue)\n"
 	"      --timeout SECONDS     bound on readiness, and on the probe (default 60; 2m)\n"
 	"      --server-may-exit     do not fail the gate because the server exited\n"
 	"      --name NAME           the gate's name (default: the recipe's)\n"
@@ -64,7 +75,7 @@ static const char usage[] =
 
 enum {
 	OPT_SERVER = 256, OPT_READY, OPT_PROBE, OPT_LOAD, OPT_MIN, OPT_TIMEOUT, OPT_MAY_EXIT, OPT_NAME,
-	OPT_SEED, OPT_SET, OPT_LOG, OPT_ONLY, OPT_JUNIT, OPT_OUT
+	OPT_SEED, OPT_SET, OPT_LOG, OPT_ONLY, OPT_JUNIT, OPT_OUT, OPT_EXPECT
 };
 
 /* The gate key a single-gate flag sets. */
@@ -77,6 +88,7 @@ static const char *gate_key(int c)
 	case OPT_PROBE: return "probe";
 	case OPT_LOAD: return "load";
 	case OPT_MIN: return "min-injections";
+	case OPT_EXPECT: return "expect";
 	case OPT_TIMEOUT: return "timeout";
 	case OPT_MAY_EXIT: return "server-may-exit";
 	case OPT_NAME: return "name";
@@ -133,6 +145,21 @@ static const char *last_line(const char *text)
 	return line;
 }
 
+/* "  evidence: listen-overflows 12 (>= 1: met)", one per expectation. */
+static void print_evidence(const struct kb_gate *g, const struct kb_gate_result *r)
+{
+	for (unsigned k = 0; k < g->nexpects; k++) {
+		const struct kb_expect *x = &g->expects[k];
+		char want[96];
+		kb_expect_format(x, want, sizeof want);
+		if (!r->ev.ok[x->measure])
+			printf("  evidence: %s not measured (expected %s)\n", kb_measure_name(x->measure), want);
+		else
+			printf("  evidence: %s %lld (expected %s: %s)\n", kb_measure_name(x->measure),
+			       r->ev.value[x->measure], want, kb_expect_met(x, &r->ev) ? "met" : "NOT MET");
+	}
+}
+
 static void print_summary(const struct kb_gate *gates, const struct kb_gate_result *res, size_t n)
 {
 	size_t pass = 0, failed = 0, errors = 0;
@@ -163,6 +190,8 @@ static void print_summary(const struct kb_gate *gates, const struct kb_gate_resu
 		if (!r->server_alive && r->probe_status != -2)
 			printf("  server:  exited during the gate%s\n",
 			       gates[i].server_may_exit ? " (allowed: --server-may-exit)" : "");
+		if (r->probe_status != -2)
+			print_evidence(&gates[i], r);
 		if (r->verdict == KB_GATE_FAIL && r->probe_status != 0 && r->probe_out[0])
 			printf("  probe:   %s\n", last_line(r->probe_out));
 		if (r->dir[0])
@@ -232,6 +261,7 @@ int kb_cmd_gate(int argc, char **argv)
 		{ "probe", required_argument, NULL, OPT_PROBE },
 		{ "load", required_argument, NULL, OPT_LOAD },
 		{ "min-injections", required_argument, NULL, OPT_MIN },
+		{ "expect", required_argument, NULL, OPT_EXPECT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "server-may-exit", no_argument, NULL, OPT_MAY_EXIT },
 		{ "name", required_argument, NULL, OPT_NAME },

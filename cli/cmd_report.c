@@ -38,6 +38,8 @@ static void print_text(const struct kb_logsum *s)
 	printf("processes: %zu   injections: %llu   malformed lines: %llu", s->nprocs,
 	       (unsigned long long)s->injections, (unsigned long long)s->malformed);
 	/* what damage the log had: lines cut short, lines the shim lost */
+	if (s->noops)
+		printf("   no-ops: %llu", (unsigned long long)s->noops); /* rules that fired and changed nothing */
 	if (s->torn)
 		printf("   torn lines: %llu", (unsigned long long)s->torn);
 	if (s->lost)
@@ -81,9 +83,9 @@ static void print_json(const struct kb_logsum *s)
 		       i ? "," : "", p->pid, p->ppid, a, b, p->seed[0] ? p->seed : "null",
 		       p->fork ? "true" : "false");
 	}
-	printf("],\"injections\":%llu,\"malformed\":%llu,\"torn\":%llu,\"lost\":%llu,\"errors\":[",
-	       (unsigned long long)s->injections, (unsigned long long)s->malformed, (unsigned long long)s->torn,
-	       (unsigned long long)s->lost);
+	printf("],\"injections\":%llu,\"noops\":%llu,\"malformed\":%llu,\"torn\":%llu,\"lost\":%llu,\"errors\":[",
+	       (unsigned long long)s->injections, (unsigned long long)s->noops, (unsigned long long)s->malformed,
+	       (unsigned long long)s->torn, (unsigned long long)s->lost);
 	for (size_t i = 0; i < s->nerrors; i++) {
 		kb_json_escape(s->errors[i], a, sizeof a);
 		printf("%s%s", i ? "," : "", a);

@@ -114,21 +114,33 @@ int kb_gate_set(struct kb_gate *g, const char *key, const char *value, char *err
 	if (strcmp(key, "ready") == 0) {
 		/* tcp:HOST:PORT, HOST possibly [v6] */
 		const char *colon = strrchr(value, ':');
+		bool chosen = colon && (strcmp(colon + 1, "$KBGATE_PORT") == 0 || strcmp(colon + 1, "${KBGATE_PORT}") == 0);
 		if (strncmp(value, "tcp:", 4) != 0 || colon == NULL || colon < value + 4 ||
-		    kb_scan_u64(colon + 1, 65535, &v) < 0 || v == 0)
-			return fail(err, len, "ready: expected tcp:HOST:PORT (tcp:127.0.0.1:8080), got '%s'", value);
+		    (!chosen && (kb_scan_u64(colon + 1, 65535, &v) < 0 || v == 0)))
+			return fail(err, len,
+				    "ready: expected tcp:HOST:PORT (tcp:127.0.0.1:8080, or tcp:127.0.0.1:$KBGATE_PORT for "
+				    "a free one), got '%s'",
+				    value);
 		size_t n = (size_t)(colon - (value + 4));
 		if (n == 0 || n >= sizeof g->ready_host)
 			return fail(err, len, "ready: expected tcp:HOST:PORT, got '%s'", value);
 		memcpy(g->ready_host, value + 4, n);
 		g->ready_host[n] = '\0';
-		g->ready_port = (int)v;
+		g->ready_port = chosen ? KB_GATE_PORT_AUTO : (int)v;
 		return 0;
 	}
 	if (strcmp(key, "min-injections") == 0) {
 		if (kb_scan_u64(value, 1000000000, &v) < 0)
 			return fail(err, len, "min-injections: expected a whole number, got '%s'", value);
 		g->min_injections = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(key, "expect") == 0) {
+		if (g->nexpects == KB_EXPECTS_MAX)
+			return fail(err, len, "expect: at most %d per gate", KB_EXPECTS_MAX);
+		if (kb_expect_parse(value, &g->expects[g->nexpects], err, len) < 0)
+			return -1;
+		g->nexpects++;
 		return 0;
 	}
 	if (strcmp(key, "timeout") == 0) {
@@ -142,7 +154,7 @@ int kb_gate_set(struct kb_gate *g, const char *key, const char *value, char *err
 		return 0;
 	}
 	return fail(err, len,
-		    "unknown gate key '%s' (expected recipe, set, seed, server, ready, load, probe, min-injections, timeout, server-may-exit, log)",
+		    "unknown gate key '%s' (expected recipe, set, seed, server, ready, load, probe, min-injections, expect, timeout, server-may-exit, log)",
 		    key);
 }
 
@@ -225,6 +237,35 @@ static char **environment(const char *const *extra)
 		env[k++] = (char *)extra[i];
 	env[k] = NULL;
 	return env;
+}
+
+/* A port nothing listens on at host now (the kernel's choice), or -1. */
+static int free_port(const char *host)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char bare[256];
+	size_t hl = strlen(host);
+	snprintf(bare, sizeof bare, "%.*s", (int)(hl >= 2 && host[0] == '[' ? hl - 2 : hl), host + (host[0] == '['));
+	memset(&ss, 0, sizeof ss);
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET6, bare, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		len = sizeof *in6;
+	} else {
+		in->sin_family = AF_INET;
+		if (inet_pton(AF_INET, bare, &in->sin_addr) != 1)
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		len = sizeof *in;
+	}
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int port = -1;
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		port = ntohs(ss.ss_family == AF_INET6 ? in6->sin6_port : in->sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
 }
 
 /* /bin/sh -c cmd in a process group of its own, output to out_path. */
@@ -380,8 +421,10 @@ static void progress_line(struct progress *p, const struct kb_gate *g, const cha
 			if (end == NULL)
 				break;
 			end[1] = '\0';
-			for (char *q = buf; (q = strstr(q, "\"event\":\"inject\"")) != NULL; q += 16)
-				p->injections++;
+			for (char *q = buf; (q = strstr(q, "\"event\":\"inject\"")) != NULL; q += 16) {
+				char *eol = strchr(q, '\n'), *noop = strstr(q, "\"effect\":\"none\"");
+				p->injections += !(noop && noop < eol); /* a no-op is not one */
+			}
 			p->pos += end + 1 - buf;
 		}
 		close(fd);
@@ -490,6 +533,38 @@ static void sum_log(const char *path, struct kb_logsum *s)
 	kb_logsum_sort(s);
 }
 
+/* Why too few faults count: none fired, or those that fired changed
+ * nothing (a cap at or above what the server asked for). */
+static void short_of_injections(const struct kb_gate *g, const struct kb_logsum *s, char *out, size_t len,
+				size_t *used)
+{
+	unsigned long long n = s->injections;
+	kb_append(out, len, used, "%s%s: %llu injection%s, at least %u needed", *used ? "; " : "",
+		  n ? "too few faults were injected" : "no fault was injected", n, n == 1 ? "" : "s",
+		  g->min_injections);
+	if (s->noops)
+		kb_append(out, len, used,
+			  " - %llu time%s a rule fired, the fault changed nothing (rule %s: %s), so %s not count",
+			  (unsigned long long)s->noops, s->noops == 1 ? "" : "s", s->noop_rule,
+			  s->noop_reason[0] ? s->noop_reason : "no effect", s->noops == 1 ? "it does" : "they do");
+	else
+		kb_append(out, len, used, " (did the recipe's rules match the server's calls?)");
+}
+
+/* An expectation of the evidence the gate did not see met. */
+static void symptom_unseen(const struct kb_expect *x, const struct kb_evidence *e, char *out, size_t len,
+			   size_t *used)
+{
+	char want[96];
+	kb_expect_format(x, want, sizeof want);
+	if (e->ok[x->measure])
+		kb_append(out, len, used, "%sthe symptom was not seen: %s was %lld, expected %s", *used ? "; " : "",
+			  kb_measure_name(x->measure), e->value[x->measure], want);
+	else
+		kb_append(out, len, used, "%sthe symptom could not be measured: no %s here (expected %s)",
+			  *used ? "; " : "", kb_measure_name(x->measure), want);
+}
+
 void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *res)
 {
 	char lib[PATH_MAX], path[4096], out[PATH_MAX], msg[2048];
@@ -517,10 +592,15 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		say(res, "libkbfault.so not found (set KBFAULT_LIB)");
 		return;
 	}
-	if (listening(g->ready_host, g->ready_port)) {
+	res->port = g->ready_port == KB_GATE_PORT_AUTO ? free_port(g->ready_host) : g->ready_port;
+	if (res->port <= 0) {
+		say(res, "no free port on %s for $KBGATE_PORT", g->ready_host);
+		return;
+	}
+	if (listening(g->ready_host, res->port)) {
 		/* it would look ready before ours started: a vacuous run */
 		say(res, "%s port %d is already listening before the server started (another process holds it)",
-		    g->ready_host, g->ready_port);
+		    g->ready_host, res->port);
 		return;
 	}
 	char abs[PATH_MAX];
@@ -568,14 +648,19 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		say(res, "set: the parameters do not fit in KBFAULT_SET");
 		return;
 	}
-	const char *server_extra[6] = { v_preload, v_recipe, v_log, NULL, NULL, NULL };
-	size_t k = 3;
+	/* the gate's port and directory, for every command it runs */
+	char v_port[32], v_dir[PATH_MAX + 20];
+	snprintf(v_port, sizeof v_port, "KBGATE_PORT=%d", res->port);
+	snprintf(v_dir, sizeof v_dir, "KBGATE_DIR=%s", res->dir);
+	const char *client_extra[] = { v_port, v_dir, NULL };
+	const char *server_extra[8] = { v_preload, v_recipe, v_log, v_port, v_dir, NULL, NULL, NULL };
+	size_t k = 5;
 	if (g->seed[0])
 		server_extra[k++] = v_seed;
 	if (g->ov.n)
 		server_extra[k++] = v_set;
 	char **server_env = environment(server_extra);
-	char **client_env = environment(NULL);
+	char **client_env = environment(client_extra);
 
 	struct progress live = { progress, res->log, 0, 0 };
 	path_join(out, res->dir, "server.out");
@@ -595,12 +680,12 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 			tail_of(out, tail, sizeof tail);
 			one_line(tail, sizeof tail);
 			say(res, "the server exited (status %d) before it listened on port %d%s%s", status_of(st),
-			    g->ready_port, tail[0] ? "; its last output: " : " (and said nothing)", tail);
+			    res->port, tail[0] ? "; its last output: " : " (and said nothing)", tail);
 			kill(-server, SIGKILL);
 			server = -1;
 			goto done;
 		}
-		ready = listening(g->ready_host, g->ready_port);
+		ready = listening(g->ready_host, res->port);
 		if (!ready) {
 			progress_line(&live, g, "waiting for the server", t0);
 			usleep(50000);
@@ -611,13 +696,14 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		goto done;
 	}
 	if (!ready) {
-		say(res, "the server never listened on %s port %d within %us", g->ready_host, g->ready_port,
+		say(res, "the server never listened on %s port %d within %us", g->ready_host, res->port,
 		    g->timeout_s);
 		stop(server, 5);
 		server = -1;
 		goto done;
 	}
 
+	kb_evidence_begin(&res->ev);
 	pid_t load = -1;
 	if (g->load[0]) {
 		path_join(out, res->dir, "load.out");
@@ -631,7 +717,8 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 	res->probe_status = -1;
 	while (probe > 0 && !reaped && now_s() < probe_deadline && !interrupted) {
 		progress_line(&live, g, "probing", t0);
-		res->probe_status = wait_until(probe, now_s() + 0.2 < probe_deadline ? now_s() + 0.2 : probe_deadline,
+		kb_evidence_sample(&res->ev, server, res->port);
+		res->probe_status = wait_until(probe, now_s() + 0.1 < probe_deadline ? now_s() + 0.1 : probe_deadline,
 					       &reaped);
 	}
 	if (probe > 0 && !reaped) {
@@ -641,6 +728,7 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		kill(-probe, SIGKILL); /* whatever it left running in the background */
 	}
 	tail_of(out, res->probe_out, sizeof res->probe_out);
+	kb_evidence_sample(&res->ev, server, res->port); /* as the probe left things */
 	if (load > 0)
 		stop(load, 3);
 
@@ -670,10 +758,10 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 	if (res->probe_status > 0)
 		kb_append(res->reason, sizeof res->reason, &r, " (exit status %d)", res->probe_status);
 	if (res->sum.injections < g->min_injections)
-		kb_append(res->reason, sizeof res->reason, &r,
-			  "%s%s: %llu injection%s, at least %u needed (did the recipe's rules match the server's calls?)",
-			  r ? "; " : "", res->sum.injections ? "too few faults were injected" : "no fault was injected",
-			  (unsigned long long)res->sum.injections, res->sum.injections == 1 ? "" : "s", g->min_injections);
+		short_of_injections(g, &res->sum, res->reason, sizeof res->reason, &r);
+	for (unsigned i = 0; i < g->nexpects; i++)
+		if (!kb_expect_met(&g->expects[i], &res->ev))
+			symptom_unseen(&g->expects[i], &res->ev, res->reason, sizeof res->reason, &r);
 	if (!res->server_alive && !g->server_may_exit)
 		kb_append(res->reason, sizeof res->reason, &r, "%sthe server is no longer running (exit status %d)",
 			  r ? "; " : "", server_status);

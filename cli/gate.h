@@ -3,8 +3,10 @@
  * starts the service under the shim, waits until it listens, runs an
  * optional load beside it and a probe against it, stops everything it
  * started, and judges: pass only if the probe succeeded, at least
- * min_injections faults were injected, and the service is still running
- * (unless it may exit). A gate never passes vacuously.
+ * min_injections faults were injected that changed a call, every
+ * expectation of the evidence measured outside the server (evidence.h)
+ * was met, and the service is still running (unless it may exit). A gate
+ * never passes vacuously.
  */
 #ifndef KBFAULT_GATE_H
 #define KBFAULT_GATE_H
@@ -13,6 +15,7 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "evidence.h"
 #include "kbfault/recipe.h"
 #include "logsum.h"
 
@@ -23,14 +26,22 @@ struct kb_gate {
 	char seed[32];          /* "" for the recipe's own */
 	char server[4096], load[4096], probe[4096]; /* shell commands; load may be "" */
 	char ready_host[256];
-	int ready_port;
+	int ready_port;         /* KB_GATE_PORT_AUTO: a free one, the gate's $KBGATE_PORT */
 	unsigned min_injections;
+	struct kb_expect expects[KB_EXPECTS_MAX]; /* expect: the symptom, measured outside */
+	unsigned nexpects;
 	unsigned timeout_s;     /* for the probe, and for readiness */
 	bool server_may_exit;
 	char log[4096];         /* where the injection log goes; "" for a temporary one */
 	char out[2048];         /* --out DIR: outputs go to DIR/NAME; "" for a temporary directory */
 	char where[4200];       /* "suite.kbg:12" for a gate from a suite file, else "" */
 };
+
+/* `ready tcp:HOST:$KBGATE_PORT`: the gate picks a free port on HOST and
+ * hands it to the server, the load and the probe as $KBGATE_PORT, so a
+ * suite runs beside anything else on a shared machine. Every command also
+ * gets $KBGATE_DIR, the gate's own directory, for scratch files. */
+#define KB_GATE_PORT_AUTO (-1)
 
 /* What a gate's name may hold: it names a directory and a JUnit test case. */
 #define KB_GATE_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
@@ -42,8 +53,10 @@ struct kb_gate_result {
 	char reason[2560];      /* why it failed, or why it could not run */
 	int probe_status;       /* exit status, 128+signal, -1 timed out, -2 not run */
 	bool server_alive;
+	int port;               /* the port it waited on (a chosen one, for KB_GATE_PORT_AUTO) */
 	double seconds;
 	struct kb_logsum sum;   /* the log, summed up */
+	struct kb_evidence ev;  /* what was measured outside the server */
 	char log[PATH_MAX];
 	char dir[PATH_MAX];        /* the gate's directory: kbfault.log, server.out, load.out, probe.out */
 	char probe_out[8192];   /* the tail of the probe's output */

@@ -27,7 +27,7 @@ static void property(FILE *f, const char *name, const char *value)
 
 static void write_case(FILE *f, const struct kb_gate *g, const struct kb_gate_result *r)
 {
-	char v[64];
+	char v[160];
 
 	fputs("    <testcase classname=\"kbfault.gate\" name=\"", f);
 	kb_markup(f, g->name);
@@ -36,6 +36,8 @@ static void write_case(FILE *f, const struct kb_gate *g, const struct kb_gate_re
 	property(f, "recipe", g->recipe);
 	snprintf(v, sizeof v, "%llu", (unsigned long long)r->sum.injections);
 	property(f, "injections", v);
+	snprintf(v, sizeof v, "%llu", (unsigned long long)r->sum.noops);
+	property(f, "no-ops", v);
 	snprintf(v, sizeof v, "%u", g->min_injections);
 	property(f, "min-injections", v);
 	for (size_t i = 0; i < r->sum.nrows; i++) {
@@ -44,6 +46,21 @@ static void write_case(FILE *f, const struct kb_gate *g, const struct kb_gate_re
 		char name[96];
 		snprintf(name, sizeof name, "injections.%s", r->sum.rows[i].rule);
 		snprintf(v, sizeof v, "%llu", (unsigned long long)kb_logsum_rule_total(&r->sum, r->sum.rows[i].rule));
+		property(f, name, v);
+	}
+	for (int m = 0; m < KB_MEASURES; m++) {
+		if (!r->ev.ok[m])
+			continue;
+		char name[96];
+		snprintf(name, sizeof name, "measure.%s", kb_measure_name((enum kb_measure)m));
+		snprintf(v, sizeof v, "%lld", r->ev.value[m]);
+		property(f, name, v);
+	}
+	for (unsigned k = 0; k < g->nexpects; k++) {
+		char name[32], want[96];
+		snprintf(name, sizeof name, "expect.%u", k + 1);
+		kb_expect_format(&g->expects[k], want, sizeof want);
+		snprintf(v, sizeof v, "%s: %s", want, kb_expect_met(&g->expects[k], &r->ev) ? "met" : "not met");
 		property(f, name, v);
 	}
 	snprintf(v, sizeof v, "%d", r->probe_status);

@@ -143,7 +143,16 @@ static int add_object(struct kb_logsum *s, const struct kb_json_obj *o, size_t s
 			snprintf(why, why_len, "%zu: an inject event without rule, call, action or pid", start + 1);
 			return -1;
 		}
-		s->injections++;
+		const char *effect = kb_json_str(o, "effect");
+		if (effect && strcmp(effect, "none") == 0) {
+			if (s->noops++ == 0) {
+				const char *because = kb_json_str(o, "reason");
+				copy(s->noop_rule, sizeof s->noop_rule, kb_json_str(o, "rule"));
+				copy(s->noop_reason, sizeof s->noop_reason, because ? because : "");
+			}
+		} else {
+			s->injections++;
+		}
 		if (add_row(s, o) < 0) {
 			snprintf(why, why_len, "out of memory");
 			return -1;
@@ -279,7 +288,7 @@ uint64_t kb_logsum_rule_total(const struct kb_logsum *s, const char *rule)
 {
 	uint64_t n = 0;
 	for (size_t i = 0; i < s->nrows; i++)
-		if (strcmp(s->rows[i].rule, rule) == 0)
+		if (strcmp(s->rows[i].rule, rule) == 0 && KB_LOGSUM_EFFECTIVE(&s->rows[i]))
 			n += s->rows[i].count;
 	return n;
 }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "kbfault/json.h"
 
@@ -24,7 +25,7 @@ struct kb_logsum_row {
 	char rule[64];
 	char call[16];
 	char action[16];
-	char effect[16]; /* what a stateful action did ("cut", "refused"), or "" */
+	char effect[16]; /* what the injection did ("capped", "cut", "none"), or "" in an old log */
 	long pid;
 	uint64_t count;
 	char first_t[32], last_t[32]; /* seconds since that process started */
@@ -39,14 +40,20 @@ struct kb_logsum_proc {
 };
 
 struct kb_logsum {
-	uint64_t lines, injections, stall_ends, malformed;
+	/* injections: inject lines that changed the call's outcome; noops:
+	 * rules that fired and changed nothing ("effect":"none") */
+	uint64_t lines, injections, noops, stall_ends, malformed;
 	uint64_t torn; /* pieces of lines cut short, skipped */
 	uint64_t lost; /* lines the shim could not write, by its "lost" lines */
 	size_t nrows, nprocs, nerrors;
 	struct kb_logsum_row *rows;
 	struct kb_logsum_proc *procs;
 	char **errors; /* messages of "error" events */
+	char noop_rule[64], noop_reason[256]; /* the first no-op's, or "" */
 };
+
+/* Does a row's effect count as an injection? Not a no-op's. */
+#define KB_LOGSUM_EFFECTIVE(row) (strcmp((row)->effect, "none") != 0)
 
 #define KB_LOG_START "{\"event\":\""
 
@@ -84,7 +91,7 @@ int kb_logsum_read(struct kb_logsum *s, FILE *f, const char *name, FILE *diag);
  * order every reader prints them in, one rule's rows together. */
 void kb_logsum_sort(struct kb_logsum *s);
 
-/* Total injections of one rule, across processes. */
+/* Total injections of one rule that changed a call, across processes. */
 uint64_t kb_logsum_rule_total(const struct kb_logsum *s, const char *rule);
 
 void kb_logsum_free(struct kb_logsum *s);

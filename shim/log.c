@@ -537,22 +537,33 @@ void kb_log_inject(const struct kb_site *s, const struct kb_verdict *v, const st
 		else
 			kb_jw_i64(&w, "errno", r->err);
 	}
+	char why[96];
+	const char *effect = e && e->effect ? e->effect : NULL, *reason = e ? e->reason : NULL;
 	if ((r->action == KB_ACT_BACKLOG || r->action == KB_ACT_QUEUE) && e && !e->effect) {
 		/* what listen() asked for and what it got: the cap, unless it
 		 * asked for less (a negative backlog means "the most allowed") */
 		bool capped = e->requested < 0 || e->requested > r->backlog;
+		bool cap_only = r->action == KB_ACT_BACKLOG || r->queue_mode == KB_QUEUE_HANG;
 		kb_jw_i64(&w, "requested", e->requested);
-		if (r->action == KB_ACT_BACKLOG || r->queue_mode == KB_QUEUE_HANG)
+		if (cap_only)
 			kb_jw_i64(&w, "backlog", capped ? r->backlog : e->requested);
+		if (cap_only && !capped) {
+			snprintf(why, sizeof why, "the program asked for a backlog of %d, no more than the cap of %d",
+				 e->requested, r->backlog);
+			effect = "none";
+			reason = why;
+		}
 	}
 	if (r->action == KB_ACT_QUEUE) {
 		kb_jw_i64(&w, "queue", r->backlog);
 		kb_jw_str(&w, "mode", kb_queue_mode_name(r->queue_mode));
 	}
-	if (e && e->effect)
-		kb_jw_str(&w, "effect", e->effect);
-	if (e && e->reason)
-		kb_jw_str(&w, "reason", e->reason);
+	if (effect == NULL) /* a hang queue is the kernel's own, capped */
+		effect = r->action == KB_ACT_QUEUE && r->queue_mode == KB_QUEUE_HANG ? "capped"
+										     : kb_action_effect(r->action);
+	kb_jw_str(&w, "effect", effect);
+	if (reason)
+		kb_jw_str(&w, "reason", reason);
 	if (e && e->has_count)
 		kb_jw_i64(&w, "count", e->count);
 	if (e && e->queued >= 0 && e->effect)

@@ -164,6 +164,8 @@ const char *kb_call_name(enum kb_call call);
 const char *kb_role_name(enum kb_role role);
 const char *kb_action_name(enum kb_action action);
 const char *kb_queue_mode_name(enum kb_queue_mode mode);
+/* The log's "effect" of an action that did what it says (names.c). */
+const char *kb_action_effect(enum kb_action action);
 
 /* Is `action` meaningful for `call`? Used by the parser to reject recipes
  * that ask for something a call cannot do. */

@@ -34,6 +34,23 @@ static const char *const action_names[KB_ACT_COUNT] = {
 	[KB_ACT_SESSIONS] = "sessions",
 };
 
+/* What a rule that fired did to the call, for the log's "effect": a word
+ * per action, for the lines whose hook has no more precise one ("none",
+ * when the call came out as it would have without kbfault). A pass rule
+ * is logged only when it delays. */
+static const char *const action_effects[KB_ACT_COUNT] = {
+	[KB_ACT_PASS] = "delayed",
+	[KB_ACT_FAIL] = "failed",
+	[KB_ACT_BACKLOG] = "capped",
+	[KB_ACT_LEAK] = "leaked",
+	[KB_ACT_RESET] = "reset",
+	[KB_ACT_REFUSE] = "refused",
+	[KB_ACT_STALL] = "stalled",
+	[KB_ACT_ABORT] = "aborted",
+	[KB_ACT_QUEUE] = "emulated",
+	[KB_ACT_SESSIONS] = "counted",
+};
+
 #define ALL_CALLS ((1u << KB_CALL_COUNT) - 1)
 
 /* Bit (1 << call) set where the action means something for that call. */
@@ -74,6 +91,11 @@ const char *kb_role_name(enum kb_role role)
 const char *kb_action_name(enum kb_action action)
 {
 	return (unsigned)action < KB_ACT_COUNT ? action_names[action] : "?";
+}
+
+const char *kb_action_effect(enum kb_action action)
+{
+	return (unsigned)action < KB_ACT_COUNT ? action_effects[action] : "?";
 }
 
 bool kb_action_valid_for(enum kb_action action, enum kb_call call)

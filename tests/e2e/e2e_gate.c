@@ -165,6 +165,136 @@ Test(gate, fails_when_no_fault_fired, .timeout = 120)
 	free(server);
 }
 
+/* A cap at or above what the server asks for changes nothing: a server
+ * that already listens with a backlog of five, under Q181350's cap of
+ * five, has had no fault, and its gate says so rather than passing. */
+Test(gate, fails_when_the_fault_changed_nothing, .timeout = 120)
+{
+	int st, port = kbt_free_port();
+	const char *junit = path_in_tmp("noop.xml");
+	char *server = strdup(demo_server(port, "--backlog 5"));
+	char *res = gate(&st, "-r q181350 --name noop --server \"%s\" --ready tcp:127.0.0.1:%d --probe \"%s\" --junit '%s'",
+			 server, port, demo_probe(port, "--count 5"), junit);
+	cr_assert_eq(st, 1, "a fault that changed nothing is no injection: %s", res);
+	cr_assert(strstr(res, "no fault was injected: 0 injections, at least 1 needed - 1 time a rule fired, the fault "
+			      "changed nothing (rule backlog-of-five: the program asked for a backlog of 5, no more "
+			      "than the cap of 5)"),
+		  "%s", res);
+	xpath_is(junit, "string(//property[@name='injections']/@value)", "0");
+	xpath_is(junit, "string(//property[@name='no-ops']/@value)", "1");
+	free(res);
+
+	/* the same server asking for more is capped: that is a fault */
+	free(server);
+	server = strdup(demo_server(port, "--backlog 128"));
+	res = gate(&st, "-r q181350 --name capped --server \"%s\" --ready tcp:127.0.0.1:%d --probe \"%s\"", server,
+		   port, demo_probe(port, "--count 5"));
+	cr_assert_eq(st, 0, "%s", res);
+	free(res);
+	free(server);
+}
+
+/* The issue's own case: python's http.server already asks for five. */
+Test(gate, python_http_server_under_a_cap_of_five_changed_nothing, .timeout = 120)
+{
+	int st, port = kbt_free_port();
+	char *res = gate(&st,
+			 "-r q181350 --server 'exec python3 -m http.server %d --bind 127.0.0.1' --ready tcp:127.0.0.1:%d "
+			 "--probe true",
+			 port, port);
+	cr_assert_eq(st, 1, "%s", res);
+	cr_assert(strstr(res, "the program asked for a backlog of 5, no more than the cap of 5"), "%s", res);
+	free(res);
+}
+
+/* Evidence measured outside the server: connections never released
+ * (Q236565) leave CLOSE-WAIT sockets and descriptors behind, and a gate
+ * can require them; a symptom that did not show fails the gate, even
+ * though faults were injected and the probe passed. */
+Test(gate, expect_requires_the_symptom, .timeout = 120)
+{
+	int st, port = kbt_free_port();
+	const char *junit = path_in_tmp("expect.xml");
+	char *server = strdup(demo_server(port, NULL)), probe[1024];
+	/* the replies come, the end of the stream does not: not --strict */
+	snprintf(probe, sizeof probe, "'%s' --port %d --count 10 --timeout 300", kbt_build("kbdemo-client"), port);
+	char *res = gate(&st,
+			 "-r q236565 --name leaks --server \"%s\" --ready tcp:127.0.0.1:%d --probe \"%s\" "
+			 "--expect 'close-wait >= 10' --expect 'server-fds>=13' --junit '%s'",
+			 server, port, probe, junit);
+	cr_assert_eq(st, 0, "%s", res);
+	cr_assert(strstr(res, "evidence: close-wait 10 (expected close-wait >= 10: met)"), "%s", res);
+	cr_assert(strstr(res, "(expected server-fds >= 13: met)"), "%s", res);
+	xpath_is(junit, "string(//property[@name='measure.close-wait']/@value)", "10");
+	xpath_is(junit, "string(//property[@name='expect.1']/@value)", "close-wait >= 10: met");
+	free(res);
+
+	/* nothing leaks without the recipe's fault: the symptom is not seen */
+	res = gate(&st,
+		   "-r q236565 --set port=1 --min-injections 0 --name no-leak --server \"%s\" --ready tcp:127.0.0.1:%d "
+		   "--probe \"%s\" --expect 'close-wait >= 10'",
+		   server, port, probe);
+	cr_assert_eq(st, 1, "%s", res);
+	cr_assert(strstr(res, "the symptom was not seen: close-wait was 0, expected close-wait >= 10"), "%s", res);
+	cr_assert(strstr(res, "evidence: close-wait 0 (expected close-wait >= 10: NOT MET)"), "%s", res);
+	free(res);
+	free(server);
+}
+
+/* A burst against a backlog of five overflows the kernel's queue: the
+ * kernel's own counter is the evidence (Q181350). */
+Test(gate, expect_sees_listen_overflows_under_a_burst, .timeout = 120)
+{
+	int st, port = kbt_free_port();
+	char load[1024];
+	char *server = strdup(demo_server(port, "--slow 50"));
+	snprintf(load, sizeof load, "'%s' --port %d --count 100 --concurrency 50 --timeout 3000", kbt_build("kbdemo-client"),
+		 port);
+	char *res = gate(&st,
+			 "-r q181350 --server \"%s\" --ready tcp:127.0.0.1:%d --load \"%s\" --probe 'sleep 1' "
+			 "--expect 'listen-overflows >= 1' --expect 'recv-q >= 5'",
+			 server, port, load);
+	cr_assert_eq(st, 0, "%s", res);
+	free(res);
+	free(server);
+}
+
+/* `ready tcp:127.0.0.1:$KBGATE_PORT`: the gate picks a free port, and
+ * its commands find it in $KBGATE_PORT and the gate's directory in
+ * $KBGATE_DIR - two gates of one suite, each on a port of its own. */
+Test(gate, a_suite_with_no_fixed_port, .timeout = 120)
+{
+	int st;
+	char suite[4096];
+	const char *out = path_in_tmp("out");
+	snprintf(suite, sizeof suite,
+		 "gate one\n"
+		 "    recipe q236565\n"
+		 "    server \"echo $KBGATE_PORT > $KBGATE_DIR/port && exec '%s' --port $KBGATE_PORT\"\n"
+		 "    ready  tcp:127.0.0.1:$KBGATE_PORT\n"
+		 "    probe  \"'%s' --port $KBGATE_PORT --count 3 --timeout 300\"\n"
+		 "gate two\n"
+		 "    recipe q236565\n"
+		 "    server \"echo $KBGATE_PORT > $KBGATE_DIR/port && exec '%s' --port $KBGATE_PORT\"\n"
+		 "    ready  tcp:127.0.0.1:${KBGATE_PORT}\n"
+		 "    probe  \"'%s' --port $KBGATE_PORT --count 3 --timeout 300\"\n",
+		 kbt_build("kbdemo-server"), kbt_build("kbdemo-client"), kbt_build("kbdemo-server"),
+		 kbt_build("kbdemo-client"));
+	char *res = gate(&st, "-f '%s' --out '%s'", kbt_write("auto.kbg", suite), out);
+	cr_assert_eq(st, 0, "%s", res);
+	int ports[2] = { 0, 0 };
+	for (int i = 0; i < 2; i++) {
+		char path[1200];
+		snprintf(path, sizeof path, "%s/%s/port", out, i ? "two" : "one");
+		FILE *f = fopen(path, "r");
+		cr_assert_not_null(f, "each server was told its directory: %s", path);
+		cr_assert_eq(fscanf(f, "%d", &ports[i]), 1);
+		fclose(f);
+		cr_assert_gt(ports[i], 0);
+	}
+	free(res);
+}
+
 Test(gate, fails_when_the_server_dies_unless_allowed, .timeout = 120)
 {
 	int st, port = kbt_free_port();

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* every refusal names the file */
 	} else {
 		for (int i = 0; i < n; i++)
-			if (gates[i].name[0] == '\0' || gates[i].server[0] == '\0' || gates[i].ready_port <= 0)
+			if (gates[i].name[0] == '\0' || gates[i].server[0] == '\0' || gates[i].ready_port == 0)
 				abort(); /* an accepted gate is complete */
 		free(gates);
 	}

@@ -17,8 +17,55 @@ Test(calls, listen_backlog_is_capped_and_logged)
 	cr_assert(strstr(out, "backlog 5\n"), "the kernel's queue is 5: %s", out);
 	struct kbt_log l = kbt_log_read(kbt_logpath());
 	cr_assert_eq(kbt_log_count(&l, "event", "inject", "call", "listen", "action", "backlog", "requested", "511",
-				   "backlog", "5", "rule", "five", NULL),
+				   "backlog", "5", "rule", "five", "effect", "capped", NULL),
 		     1);
+	kbt_log_free(&l);
+}
+
+/* A cap at or above what the program asked for changes nothing: the line
+ * says so, and why, for a cap and for a queue that only caps (hang). */
+Test(calls, listen_at_or_below_the_cap_is_logged_as_no_effect)
+{
+	const char *recipes[] = { "rule five\n  on listen\n  action backlog 5\n",
+				  "rule five\n  on listen\n  action queue 5 hang\n" };
+	for (size_t i = 0; i < 2; i++) {
+		char *out, *err;
+		const char *argv[] = { kbt_build("helpers/kbt-probe"), "listen", "5", NULL };
+		unlink(kbt_logpath());
+		cr_assert_eq(kbt_run(argv, kbt_under(recipes[i]), true, 5000, &out, &err), 0, "%s", err);
+		struct kbt_log l = kbt_log_read(kbt_logpath());
+		cr_assert_eq(kbt_log_count(&l, "event", "inject", "call", "listen", "requested", "5", "backlog", "5",
+					   "effect", "none", "reason",
+					   "the program asked for a backlog of 5, no more than the cap of 5", NULL),
+			     1, "%s", recipes[i]);
+		kbt_log_free(&l);
+		free(out);
+		free(err);
+		/* and the report counts it as a no-op, not as an injection */
+		cr_assert_eq(kbt_kbfault((const char *[]){ "report", "--json", kbt_logpath(), NULL }, &out, &err), 0,
+			     "%s", err);
+		cr_assert(strstr(out, "\"injections\":0,\"noops\":1,"), "%s", out);
+		free(out);
+		free(err);
+	}
+}
+
+/* Every inject line says what the rule did to the call. */
+Test(calls, every_injection_says_its_effect)
+{
+	struct kbt_proc srv;
+	char *out;
+	int port = kbt_server(&srv,
+			      kbt_write("r.kbf", "rule slow\n  on accept\n  nth 1\n  delay 1ms\n  action pass\n"
+						 "rule drop\n  on accept\n  nth 2\n  action reset\n"
+						 "rule refuse\n  on accept\n  nth 3\n  action fail ECONNABORTED\n"),
+			      kbt_logpath(), (const char *[]){ "--max", "3", NULL });
+	free(kbt_client(port, 5, 1, 2000));
+	cr_assert_eq(kbt_wait(&srv, 10000, &out, NULL), 0);
+	struct kbt_log l = kbt_log_read(kbt_logpath());
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "drop", "effect", "reset", NULL), 1);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "refuse", "effect", "failed", NULL), 1);
+	cr_assert_eq(kbt_log_count(&l, "event", "inject", "rule", "slow", "effect", "delayed", NULL), 1);
 	kbt_log_free(&l);
 }
 

@@ -1,6 +1,9 @@
 /* A gate's settings from flags and suite keys, suites read with
  * FILE:LINE:COL errors, and gate results written as JUnit XML. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +189,107 @@ Test(gate_suite, errors_name_file_line_and_column, .init = setup, .fini = teardo
 	suite_error("gate a\n  probe \"unterminated\n", ":2:");
 	suite_error("# nothing\n", ": no gates");
 	suite_error("gate a\n  recipe q181350\n", ":1: gate 'a': no server command");
+	suite_error("gate a\n  expect \"overflows >= 1\"\n",
+		    ":2:10: expect: 'overflows' is not a measure (expected one of listen-overflows, listen-drops, "
+		    "resets-sent, server-fds, close-wait, recv-q, as in 'listen-overflows >= 1')");
+}
+
+/* `expect MEASURE OP N`, with or without blanks; what is not one is
+ * refused, naming what was expected. */
+Test(gate_set, expect_takes_a_measure_an_operator_and_a_number)
+{
+	struct kb_gate g;
+	char err[512], text[96];
+
+	kb_gate_defaults(&g);
+	cr_assert_eq(kb_gate_set(&g, "expect", "listen-overflows >= 1", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(kb_gate_set(&g, "expect", "recv-q>3", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(kb_gate_set(&g, "expect", "  close-wait == 0 ", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(g.nexpects, 3);
+	cr_assert_eq(g.expects[0].measure, KB_MEASURE_LISTEN_OVERFLOWS);
+	cr_assert_eq(g.expects[0].op, KB_EXPECT_GE);
+	cr_assert_eq(g.expects[0].value, 1);
+	cr_assert_eq(g.expects[1].op, KB_EXPECT_GT, "'>' alone, not '>=");
+	kb_expect_format(&g.expects[1], text, sizeof text);
+	cr_assert_str_eq(text, "recv-q > 3");
+	kb_expect_format(&g.expects[2], text, sizeof text);
+	cr_assert_str_eq(text, "close-wait == 0");
+
+	const char *bad[][2] = {
+		{ "resets >= 1", "'resets' is not a measure" },
+		{ "recv-q => 1", "after recv-q, expected >=, >, <=, < or == and a number, got '=> 1'" },
+		{ "recv-q >= many", "after 'recv-q >=', expected a whole number, got 'many'" },
+		{ "recv-q >= 1 2", "expected a whole number, got '1 2'" },
+		{ "recv-q >= -1", "expected a whole number" },
+		{ "", "'' is not a measure" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_assert_eq(kb_gate_set(&g, "expect", bad[i][0], err, sizeof err), -1, "%s", bad[i][0]);
+		cr_assert(strstr(err, bad[i][1]), "%s: %s", bad[i][0], err);
+	}
+	while (g.nexpects < KB_EXPECTS_MAX)
+		cr_assert_eq(kb_gate_set(&g, "expect", "recv-q >= 1", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(kb_gate_set(&g, "expect", "recv-q >= 1", err, sizeof err), -1);
+	cr_assert(strstr(err, "at most 8"), "%s", err);
+}
+
+/* Each operator, and a measure that could not be taken meets nothing. */
+Test(gate_set, expectations_are_judged_on_what_was_measured)
+{
+	struct kb_evidence e;
+	memset(&e, 0, sizeof e);
+	e.ok[KB_MEASURE_RECV_Q] = true;
+	e.value[KB_MEASURE_RECV_Q] = 3;
+	const struct {
+		enum kb_expect_op op;
+		long long v;
+		bool met;
+	} cases[] = {
+		{ KB_EXPECT_GE, 3, true }, { KB_EXPECT_GE, 4, false }, { KB_EXPECT_GT, 2, true }, { KB_EXPECT_GT, 3, false },
+		{ KB_EXPECT_LE, 3, true }, { KB_EXPECT_LE, 2, false }, { KB_EXPECT_LT, 4, true }, { KB_EXPECT_LT, 3, false },
+		{ KB_EXPECT_EQ, 3, true }, { KB_EXPECT_EQ, 2, false },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct kb_expect x = { KB_MEASURE_RECV_Q, cases[i].op, cases[i].v };
+		cr_assert_eq(kb_expect_met(&x, &e), cases[i].met, "case %zu", i);
+	}
+	struct kb_expect unmeasured = { KB_MEASURE_CLOSE_WAIT, KB_EXPECT_GE, 0 };
+	cr_assert_not(kb_expect_met(&unmeasured, &e));
+}
+
+/* The kernel's counters are read from this machine's /proc, and grow
+ * from where they stood at the start, not from zero. */
+/* A connection refused on loopback: the kernel answers the SYN with a
+ * reset, which Tcp OutRsts counts. */
+static void refused_once(void)
+{
+	struct sockaddr_in at = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof at;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(l >= 0 && bind(l, (struct sockaddr *)&at, sizeof at) == 0 &&
+		  getsockname(l, (struct sockaddr *)&at, &len) == 0);
+	close(l); /* a port nothing listens on */
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&at, sizeof at), -1);
+	close(c);
+}
+
+Test(gate_set, evidence_counters_start_from_where_they_stood)
+{
+	struct kb_evidence e;
+	for (int i = 0; i < 20; i++)
+		refused_once(); /* the total is at least 20 now */
+	kb_evidence_begin(&e);
+	cr_assert(e.ok[KB_MEASURE_LISTEN_OVERFLOWS] && e.ok[KB_MEASURE_RESETS_SENT], "read from /proc/net");
+	kb_evidence_sample(&e, 0, 1);
+	cr_assert_lt(e.value[KB_MEASURE_RESETS_SENT], 20, "the growth, not the total: %lld",
+		     e.value[KB_MEASURE_RESETS_SENT]);
+	for (int i = 0; i < 3; i++)
+		refused_once();
+	kb_evidence_sample(&e, 0, 1);
+	cr_assert_geq(e.value[KB_MEASURE_RESETS_SENT], 3, "%lld", e.value[KB_MEASURE_RESETS_SENT]);
+	cr_assert(e.ok[KB_MEASURE_CLOSE_WAIT] && e.ok[KB_MEASURE_RECV_Q]);
+	cr_assert_not(e.ok[KB_MEASURE_SERVER_FDS], "no server group given");
 }
 
 Test(gate_junit, carries_verdicts_counts_and_escapes, .init = setup, .fini = teardown)
@@ -204,6 +308,9 @@ Test(gate_junit, carries_verdicts_counts_and_escapes, .init = setup, .fini = tea
 	}
 	snprintf(g[0].name, sizeof g[0].name, "passes");
 	r[0].verdict = KB_GATE_PASS;
+	cr_assert_eq(kb_gate_set(&g[0], "expect", "recv-q >= 5", err, sizeof err), 0, "%s", err);
+	r[0].ev.ok[KB_MEASURE_RECV_Q] = true;
+	r[0].ev.value[KB_MEASURE_RECV_Q] = 7;
 	snprintf(r[0].probe_out, sizeof r[0].probe_out, "a <b> & \"c\" \x01 done");
 	const char *line = "{\"event\":\"inject\",\"pid\":7,\"rule\":\"backlog\",\"call\":\"listen\",\"action\":\"queue\",\"t\":0.1}";
 	char why[128];
@@ -231,6 +338,10 @@ Test(gate_junit, carries_verdicts_counts_and_escapes, .init = setup, .fini = tea
 		  "%s", x);
 	cr_assert(strstr(x, "<error type=\"kbfault.GateError\" message=\"the server never listened\">"), "%s", x);
 	cr_assert(strstr(x, "<property name=\"log\" value=\"/tmp/log-1\"/>"), "%s", x);
+	cr_assert(strstr(x, "<property name=\"no-ops\" value=\"0\"/>"), "%s", x);
+	cr_assert(strstr(x, "<property name=\"measure.recv-q\" value=\"7\"/>"), "%s", x);
+	cr_assert_null(strstr(x, "measure.close-wait"), "a measure not taken is not written: %s", x);
+	cr_assert(strstr(x, "<property name=\"expect.1\" value=\"recv-q &gt;= 5: met\"/>"), "%s", x);
 	kb_logsum_free(&r[0].sum);
 
 	snprintf(path, sizeof path, "%s/no/such/dir/junit.xml", dir);

@@ -35,6 +35,34 @@ Test(logsum, counts_per_rule_call_action_and_pid)
 	kb_logsum_free(&s);
 }
 
+/* A rule that fired and changed nothing ("effect":"none") is counted
+ * apart: not an injection, in no rule's total, its reason kept; a line
+ * of an older log, with no effect, still counts. */
+Test(logsum, a_noop_is_not_an_injection)
+{
+	struct kb_logsum s;
+	char why[256];
+	const char *lines[] = {
+		"{\"event\":\"inject\",\"pid\":10,\"rule\":\"cap\",\"call\":\"listen\",\"action\":\"queue\","
+		"\"effect\":\"none\",\"reason\":\"asked for 5\",\"t\":0.1}\n",
+		"{\"event\":\"inject\",\"pid\":10,\"rule\":\"cap\",\"call\":\"listen\",\"action\":\"queue\","
+		"\"effect\":\"none\",\"reason\":\"asked for 4\",\"t\":0.2}\n",
+		"{\"event\":\"inject\",\"pid\":10,\"rule\":\"cap\",\"call\":\"listen\",\"action\":\"queue\","
+		"\"effect\":\"capped\",\"t\":0.3}\n",
+		"{\"event\":\"inject\",\"pid\":10,\"rule\":\"old\",\"call\":\"close\",\"action\":\"leak\",\"t\":0.4}\n",
+	};
+	memset(&s, 0, sizeof s);
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+		cr_assert_eq(kb_logsum_add(&s, lines[i], why, sizeof why), 0, "%s", why);
+	cr_assert_eq(s.injections, 2);
+	cr_assert_eq(s.noops, 2);
+	cr_assert_eq(kb_logsum_rule_total(&s, "cap"), 1);
+	cr_assert_eq(kb_logsum_rule_total(&s, "old"), 1);
+	cr_assert_str_eq(s.noop_rule, "cap");
+	cr_assert_str_eq(s.noop_reason, "asked for 5", "the first no-op's reason");
+	kb_logsum_free(&s);
+}
+
 Test(logsum, refuses_what_is_not_a_log_line)
 {
 	struct kb_logsum s;
