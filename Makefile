@@ -137,7 +137,7 @@ preload: deps-test all helpers $(BUILD)/preload-tests
 	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 # The real servers and clients the end-to-end tests drive, from Debian.
-E2E_PACKAGES := python3 nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin postgresql
+E2E_PACKAGES := python3 golang-go binutils nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin postgresql
 
 # One test at a time: they measure latencies of bursts on 2 cores.
 e2e: deps-test all $(BUILD)/e2e-tests
@@ -222,7 +222,7 @@ build-fuzz/fuzz-recipe: tests/fuzz/fuzz_recipe.c $(CORE_SRC)
 build-fuzz/fuzz-json: tests/fuzz/fuzz_json.c cli/logsum.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^
-build-fuzz/fuzz-suite: tests/fuzz/fuzz_suite.c cli/gate.c cli/evidence.c cli/locate.c cli/logsum.c $(CORE_SRC)
+build-fuzz/fuzz-suite: tests/fuzz/fuzz_suite.c cli/gate.c cli/evidence.c cli/locate.c cli/reach.c cli/logsum.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
 	$(Q)clang $(FUZZ_CFLAGS) -DKB_PKGLIBDIR='"$(PKGLIBDIR)"' -o $@ $^
 

@@ -28,8 +28,13 @@ int kb_cmd_gate(int argc, char **argv);
 /* Prints "kbfault: " and the message to stderr. */
 void kb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Path of libkbfault.so for this kbfault binary, or -1 (message printed). */
-int kb_locate_library(char *out, size_t len);
+struct kb_elf;
+
+/* Path of libkbfault.so for this kbfault binary ($KBFAULT_LIB, or beside
+ * it), checked to be a libkbfault.so this kbfault can preload (reach.h);
+ * what it is in *lib. -1 with the message printed: a program started
+ * with anything else would run without its faults. */
+int kb_locate_library(char *out, size_t len, struct kb_elf *lib);
 
 /* The recipe directories, in lookup order. */
 void kb_locate_recipe_dirs(char storage[KB_RECIPE_DIRS_MAX][4096],

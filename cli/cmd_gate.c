@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "cli.h"
 #include "gate.h"
+#include "reach.h"
 
 static const char usage[] =
 	"Usage: kbfault gate -r RECIPE --server 'CMD' --ready tcp:HOST:PORT --probe 'CMD'\n"
@@ -71,7 +73,9 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 if every gate passed; 1 if a gate failed; 2 on a bad flag or\n"
 	"suite, a recipe that does not load, a server that never listened, or an\n"
-	"interruption (then everything the gate started has been stopped).\n";
+	"interruption (then everything the gate started has been stopped); 125 before\n"
+	"any gate runs, if libkbfault.so cannot be preloaded or a server is a program\n"
+	"it cannot enter (statically linked, or Go).\n";
 
 enum {
 	OPT_SERVER = 256, OPT_READY, OPT_PROBE, OPT_LOAD, OPT_MIN, OPT_TIMEOUT, OPT_MAY_EXIT, OPT_NAME,
@@ -233,6 +237,26 @@ static int junit_dir_ready(const char *file)
 	return 0;
 }
 
+/* Before any gate runs: a library that cannot be preloaded, or a server
+ * it cannot enter (static, Go; reach.h), would make gates that prove
+ * nothing - refused, as `kbfault run` refuses them (125). */
+static bool unreachable(const struct kb_gate *gates, int n)
+{
+	char lib[PATH_MAX], why[4400];
+	struct kb_elf info;
+	if (kb_locate_library(lib, sizeof lib, &info) < 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		if (kb_command_reachable((const char *[]){ "/bin/sh", "-c", gates[i].server, NULL }, &info, why,
+					 sizeof why) == 0) {
+			kb_cli_error("gate %s: not starting the server: %s, so it would run without the faults that were "
+				     "asked for",
+				     gates[i].name, why);
+			return true;
+		}
+	return false;
+}
+
 /* The default name of a gate: its recipe's, without directory and .kbf. */
 static void default_name(struct kb_gate *g)
 {
@@ -369,6 +393,10 @@ int kb_cmd_gate(int argc, char **argv)
 			goto out;
 		gates[0] = one;
 		n = 1;
+	}
+	if (unreachable(gates, n)) {
+		status = KB_EXIT_RUN_SETUP;
+		goto out;
 	}
 	if (junit && junit_dir_ready(junit) < 0)
 		goto out;

@@ -4,7 +4,8 @@
  * Everything that can be checked before the command starts is checked
  * here (the recipe parses, the seed is a number, the log can be opened),
  * so a mistake is reported once, by kbfault, with exit status 125, rather
- * than by every process of the command. Parameters are checked as the
+ * than by every process of the command; and so is a command the library
+ * could not enter (reach.h), which would run without its faults. Parameters are checked as the
  * library will see them: the KBFAULT_SET it is handed, read back with the
  * library's own reader. Then kbfault becomes the command
  * (execvp): its exit status and signals are the command's own.
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "reach.h"
 #include "kbfault/logfile.h"
 #include "kbfault/recipe.h"
 #include "kbfault/scan.h"
@@ -37,8 +39,13 @@ static const char usage[] =
 	"      --set NAME=VALUE  override a recipe parameter; may be repeated\n"
 	"  -h, --help            this text\n"
 	"\n"
-	"Exit status: CMD's own; 125 if kbfault failed before CMD started, 126 if CMD\n"
-	"cannot be executed, 127 if CMD is not found.\n";
+	"CMD must be a program the library can enter: a statically linked program or a\n"
+	"Go program (which makes its own system calls) is refused, looked for through\n"
+	"`env`, `sh -c 'exec ...'` and #! lines.\n"
+	"\n"
+	"Exit status: CMD's own; 125 if kbfault failed before CMD started (a bad recipe,\n"
+	"log or library, or a program the library cannot enter), 126 if CMD cannot be\n"
+	"executed, 127 if CMD is not found.\n";
 
 int kb_cmd_run(int argc, char **argv)
 {
@@ -168,9 +175,15 @@ int kb_cmd_run(int argc, char **argv)
 		}
 	}
 
-	char lib[PATH_MAX];
-	if (kb_locate_library(lib, sizeof lib) < 0)
+	char lib[PATH_MAX], why[4400];
+	struct kb_elf libinfo;
+	if (kb_locate_library(lib, sizeof lib, &libinfo) < 0)
 		return KB_EXIT_RUN_SETUP;
+	if (kb_command_reachable((const char *const *)argv + optind, &libinfo, why, sizeof why) == 0) {
+		kb_cli_error("run: not starting %s: %s, so it would run without the faults that were asked for",
+			     argv[optind], why);
+		return KB_EXIT_RUN_SETUP;
+	}
 	const char *old = getenv("LD_PRELOAD");
 	size_t plen = strlen(lib) + (old ? strlen(old) + 2 : 1);
 	char *preload = malloc(plen);

@@ -6,6 +6,7 @@
  * children); nothing outlives the gate. Every wait is bounded.
  */
 #include "gate.h"
+#include "reach.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -588,8 +589,9 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 		say(res, "%s", msg);
 		return;
 	}
-	if (kb_locate_library(lib, sizeof lib) < 0) {
-		say(res, "libkbfault.so not found (set KBFAULT_LIB)");
+	struct kb_elf libinfo;
+	if (kb_locate_library(lib, sizeof lib, &libinfo) < 0) {
+		say(res, "no libkbfault.so to preload (see above; set KBFAULT_LIB)");
 		return;
 	}
 	res->port = g->ready_port == KB_GATE_PORT_AUTO ? free_port(g->ready_host) : g->ready_port;

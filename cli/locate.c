@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "reach.h"
 
 void kb_cli_error(const char *fmt, ...)
 {
@@ -38,7 +39,7 @@ static void exe_dir(char *out, size_t len)
 	snprintf(out, len, "%s", exe);
 }
 
-int kb_locate_library(char *out, size_t len)
+static int locate(char *out, size_t len)
 {
 	char dir[PATH_MAX];
 	char cand[3][PATH_MAX + 64];
@@ -66,6 +67,22 @@ int kb_locate_library(char *out, size_t len)
 	kb_cli_error("cannot find libkbfault.so (looked in %s, %s/../lib/kbfault and %s); set KBFAULT_LIB",
 		     dir, dir, KB_PKGLIBDIR);
 	return -1;
+}
+
+int kb_locate_library(char *out, size_t len, struct kb_elf *lib)
+{
+	char why[PATH_MAX + 200];
+	if (locate(out, len) < 0)
+		return -1;
+	if (kb_elf_check_library(out, lib, why, sizeof why) < 0) {
+		const char *env = getenv("KBFAULT_LIB");
+		if (env && env[0])
+			kb_cli_error("KBFAULT_LIB=%s: %s", env, why);
+		else
+			kb_cli_error("%s", why);
+		return -1;
+	}
+	return 0;
 }
 
 void kb_locate_recipe_dirs(char storage[KB_RECIPE_DIRS_MAX][4096],
