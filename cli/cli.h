@@ -36,6 +36,12 @@ struct kb_elf;
  * with anything else would run without its faults. */
 int kb_locate_library(char *out, size_t len, struct kb_elf *lib);
 
+struct kb_recipe;
+
+/* Prints r's warnings, rules that can never fire (kbfault/lint.h), on
+ * standard error; how many there were. */
+size_t kb_cli_lint(const struct kb_recipe *r);
+
 /* The recipe directories, in lookup order. */
 void kb_locate_recipe_dirs(char storage[KB_RECIPE_DIRS_MAX][4096],
 			   const char *dirs[KB_RECIPE_DIRS_MAX + 1]);

@@ -15,9 +15,11 @@ static const char usage[] =
 	"Usage: kbfault check [-q] [--set NAME=VALUE]... RECIPE...\n"
 	"\n"
 	"Validates each RECIPE (a .kbf file or a bundled name) and prints its rules as\n"
-	"kbfault understands them. Errors are printed as FILE:LINE:COLUMN: MESSAGE.\n"
+	"kbfault understands them. Errors are printed as FILE:LINE:COLUMN: MESSAGE; a\n"
+	"rule that is valid but can never fire as written gets FILE:LINE: warning: ...\n"
+	"(on standard error; a warning does not make the recipe invalid).\n"
 	"\n"
-	"  -q, --quiet           print only errors\n"
+	"  -q, --quiet           print only errors and warnings\n"
 	"      --set NAME=VALUE  check with a parameter overridden, as `run --set` would\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -77,6 +79,8 @@ int kb_cmd_check(int argc, char **argv)
 			status = KB_EXIT_FAIL;
 			continue;
 		}
+		fflush(stdout); /* the warnings after what came before them */
+		kb_cli_lint(&r);
 		if (!quiet) {
 			printf("%s: ok: recipe %s, %zu rule%s, seed %llu%s\n", path, r.name, r.nrules,
 			       r.nrules == 1 ? "" : "s", (unsigned long long)r.seed,

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "gate.h"
 #include "reach.h"
+#include "kbfault/recipe.h"
 
 static const char usage[] =
 	"Usage: kbfault gate -r RECIPE --server 'CMD' --ready tcp:HOST:PORT --probe 'CMD'\n"
@@ -237,13 +238,31 @@ static int junit_dir_ready(const char *file)
 	return 0;
 }
 
-/* Before any gate runs: a library that cannot be preloaded, or a server
- * it cannot enter (static, Go; reach.h), would make gates that prove
- * nothing - refused, as `kbfault run` refuses them (125). */
+/* The warnings of a gate's recipe, as loaded with its parameters. */
+static void lint(const struct kb_gate *g)
+{
+	char storage[KB_RECIPE_DIRS_MAX][4096], path[4096];
+	const char *dirs[KB_RECIPE_DIRS_MAX + 1];
+	struct kb_overrides ov = g->ov;
+	struct kb_recipe r;
+	struct kb_diag d;
+	kb_locate_recipe_dirs(storage, dirs);
+	if (kb_recipe_find(g->recipe, dirs, path, sizeof path, &d) == 0 && kb_recipe_load(path, &ov, &r, &d) == 0) {
+		kb_cli_lint(&r);
+		kb_recipe_free(&r);
+	}
+}
+
+/* Before any gate runs: the rules that can never fire are said; and a
+ * library that cannot be preloaded, or a server it cannot enter (static,
+ * Go; reach.h), would make gates that prove nothing - refused, as
+ * `kbfault run` refuses them (125). */
 static bool unreachable(const struct kb_gate *gates, int n)
 {
 	char lib[PATH_MAX], why[4400];
 	struct kb_elf info;
+	for (int i = 0; i < n; i++)
+		lint(&gates[i]);
 	if (kb_locate_library(lib, sizeof lib, &info) < 0)
 		return true;
 	for (int i = 0; i < n; i++)

@@ -129,6 +129,7 @@ int kb_cmd_run(int argc, char **argv)
 		kb_cli_error("%s", msg);
 		return KB_EXIT_RUN_SETUP;
 	}
+	kb_cli_lint(&r); /* rules that can never fire: said, not refused */
 	kb_recipe_free(&r);
 	if (realpath(path, abs) == NULL)
 		snprintf(abs, sizeof abs, "%s", path);

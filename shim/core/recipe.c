@@ -48,6 +48,7 @@ struct parser {
 	struct pos seen[K_COUNT];       /* first line/col of each key in it */
 	size_t cap;                     /* allocated rules */
 	const char *origin[KB_TOKENS_MAX]; /* parameter a token was expanded from */
+	bool whole[KB_TOKENS_MAX];      /* the token was that parameter and nothing else */
 	char expanded[EXPAND_MAX];
 };
 
@@ -228,8 +229,10 @@ static int expand_line(struct parser *p, struct kb_line *ln)
 	for (size_t i = 0; i < ln->ntok; i++) {
 		const char *s = ln->tok[i].text;
 		p->origin[i] = NULL;
+		p->whole[i] = false;
 		if (i == 0 || strchr(s, '$') == NULL)
 			continue;
+		unsigned refs = 0;
 		char *out = p->expanded + used;
 		size_t o = 0;
 		for (const char *c = s; *c;) {
@@ -277,6 +280,7 @@ static int expand_line(struct parser *p, struct kb_line *ln)
 			memcpy(out + o, prm->value, vl);
 			o += vl;
 			p->origin[i] = prm->name;
+			p->whole[i] = ++refs == 1 && c == s && *q == '\0' && !ln->tok[i].quoted;
 			c = q;
 		}
 		out[o] = '\0';
@@ -855,14 +859,55 @@ static int rule_begin(struct parser *p, const struct kb_line *ln)
 	return 0;
 }
 
-static int rule_line(struct parser *p, const struct kb_line *ln)
+/* For a key that takes several values, a parameter that is a whole word
+ * (unquoted `$nodes`, not `${x}z` or "$nodes") is a list: `peer $nodes`
+ * with nodes "0.0.0.0/0 ::/0" is `peer 0.0.0.0/0 ::/0`. Each word keeps
+ * the column and the origin of the token it came from, so an error in one
+ * still names the parameter. out holds the line as split. */
+static int split_lists(struct parser *p, const struct kb_line *ln, struct kb_line *out)
 {
-	const char *kw = ln->tok[0].text;
+	const char *origin[KB_TOKENS_MAX];
+	bool whole[KB_TOKENS_MAX];
+	out->lineno = ln->lineno;
+	out->ntok = 0;
+	for (size_t i = 0; i < ln->ntok; i++) {
+		char *t = ln->tok[i].text;
+		bool list = p->whole[i];
+		do {
+			if (list)
+				t += strspn(t, " \t");
+			if (out->ntok == KB_TOKENS_MAX)
+				return fail_at(p, ln, i, "more than %d words on a line", KB_TOKENS_MAX);
+			char *end = list ? t + strcspn(t, " \t") : t + strlen(t);
+			bool more = *end != '\0' && end[strspn(end, " \t")] != '\0';
+			*end = '\0';
+			out->tok[out->ntok] = ln->tok[i];
+			out->tok[out->ntok].text = t;
+			whole[out->ntok] = p->whole[i];
+			origin[out->ntok++] = p->origin[i];
+			t = more ? end + 1 : NULL;
+		} while (t);
+	}
+	memcpy(p->origin, origin, out->ntok * sizeof origin[0]);
+	memcpy(p->whole, whole, out->ntok * sizeof whole[0]);
+	return 0;
+}
+
+static int rule_line(struct parser *p, const struct kb_line *whole)
+{
+	const char *kw = whole->tok[0].text;
+	struct kb_line split;
+	const struct kb_line *ln = whole;
 
 	for (int k = 0; k < K_COUNT; k++) {
 		const struct key *key = &rule_keys[k];
 		if (strcmp(key->name, kw) != 0)
 			continue;
+		if (key->max > 1) {
+			if (split_lists(p, whole, &split) < 0)
+				return -1;
+			ln = &split;
+		}
 		size_t nval = ln->ntok - 1;
 		if (nval < key->min || nval > key->max)
 			return fail_at(p, ln, nval < key->min ? 0 : key->max + 1,

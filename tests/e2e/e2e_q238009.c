@@ -60,6 +60,25 @@ Test(q238009, demo_server, .timeout = 60)
 	kbt_server_stop(&s, 5000);
 }
 
+/* The recipe's default nodes are every IPv4 and every IPv6 peer: a
+ * server on ::1 is faulted with no --set. */
+Test(q238009, an_ipv6_server_by_default, .timeout = 60)
+{
+	struct kbt_server s;
+	const struct kbt_under sponsor = { "q238009-rejoin-fails-until-restart", NULL, 0, 0 };
+	const char *args[] = { "--host", "::1", "--idle-exit", "30", NULL };
+	const char *v6[] = { "--host", "::1", "--count", "1", "--timeout", "2000", NULL };
+
+	kbt_demo_start(&s, "v6", &sponsor, args);
+	char *first = kbt_drive(&s, v6, 10000), *second = kbt_drive(&s, v6, 10000);
+	cr_assert_eq(kbt_json_num(first, "ok"), 1, "the node joins over IPv6: %s", first);
+	cr_assert_eq(kbt_json_num(second, "reset"), 1, "and cannot re-join: %s", second);
+	cr_assert_eq(kbt_injections(&s, "call", "accept", "action", "reset", "rule", "refuse-rejoin", NULL), 1);
+	free(first);
+	free(second);
+	kbt_server_stop(&s, 5000);
+}
+
 Test(q238009, nginx_with_curl, .timeout = 60)
 {
 	struct kbt_server s;

@@ -1,6 +1,7 @@
 /* The kbfault command: run, check, report and list, and their exit codes. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -113,4 +114,28 @@ Test(cli, list_shows_bundled_recipes)
 	struct kb_json_obj o;
 	cr_assert_eq(kb_json_flat_parse(strtok(out, "\n"), &o, NULL, NULL), 0, "%s", out);
 	cr_assert_not_null(kb_json_get(&o, "about"));
+}
+
+/* A rule that can never fire is said at check and at start-up (run,
+ * gate), on standard error, and stops nothing. */
+Test(cli, check_run_and_gate_warn_of_a_rule_that_cannot_fire)
+{
+	char *out, *err, want[900];
+	const char *r = kbt_write("w.kbf", "rule to-redis\n  on connect\n  port 6379\n  action fail ECONNREFUSED\n");
+	snprintf(want, sizeof want, "%s:1: warning: rule 'to-redis' will hardly fire: on connect, `port` is the local port", r);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "check", "-q", r, NULL }, &out, &err), 0, "%s", err);
+	cr_assert(strstr(err, want), "%s", err);
+	free(out);
+	free(err);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", r, "-l", kbt_logpath(), "--", "/bin/true", NULL }, &out, &err),
+		     0, "%s", err);
+	cr_assert(strstr(err, want), "%s", err);
+	free(out);
+	free(err);
+	kbt_kbfault((const char *[]){ "gate", "-r", r, "--server", "exec sleep 5", "--ready", "tcp:127.0.0.1:1", "--probe",
+				   "true", "--timeout", "1", NULL },
+		    &out, &err);
+	cr_assert(strstr(err, want), "%s", err);
+	free(out);
+	free(err);
 }

@@ -169,6 +169,41 @@ Test(recipe, parameters_and_overrides)
 	cr_assert(strstr(d.msg, "expected NAME=VALUE"));
 }
 
+/* A parameter that is a whole word of a key taking several values is a
+ * list, split at blanks; an error in one of its words names the
+ * parameter; anywhere else its value stays one word. */
+Test(recipe, a_parameter_can_be_a_list)
+{
+	struct kb_recipe r;
+	struct kb_overrides ov;
+	struct kb_diag d;
+	const char *text = "set nodes \"0.0.0.0/0  ::/0\"\nset calls \"close shutdown\"\n"
+			   "rule a\n  on $calls\n  peer $nodes 10.0.0.1\n  program \"$calls\"\n  action leak\n";
+	cr_assert_eq(kbt_parse(text, NULL, &r), 0, "%s", kbt_message);
+	cr_assert_eq(r.rules[0].npeers, 3, "two from the list, one written");
+	cr_assert_eq(r.rules[0].calls, (1u << KB_CALL_CLOSE) | (1u << KB_CALL_SHUTDOWN));
+	cr_assert_eq(r.rules[0].nprograms, 1, "in quotes, one word");
+	cr_assert_str_eq(r.rules[0].programs[0], "close shutdown");
+	kb_recipe_free(&r);
+
+	kb_overrides_init(&ov, "--set");
+	cr_assert_eq(kb_overrides_add(&ov, "nodes=10.0.0.0/8 fd00::/8 ::1", &d), 0);
+	cr_assert_eq(kbt_parse(text, &ov, &r), 0, "%s", kbt_message);
+	cr_assert_eq(r.rules[0].npeers, 4);
+	kb_recipe_free(&r);
+
+	kb_overrides_init(&ov, "--set");
+	cr_assert_eq(kb_overrides_add(&ov, "nodes=10.0.0.0/8 nonsense", &d), 0);
+	cr_assert_lt(kbt_parse(text, &ov, &r), 0);
+	cr_assert(strstr(kbt_message, "t.kbf:5:8: expected an IPv4 or IPv6 address or CIDR"), "%s", kbt_message);
+	cr_assert(strstr(kbt_message, "got 'nonsense' (from parameter 'nodes', set to '10.0.0.0/8 nonsense' by --set)"),
+		  "%s", kbt_message);
+
+	/* a key of one value takes the value whole */
+	kbt_refused("set p \"80 81\"\nrule a\n  on close\n  port $p\n  action leak\n", "t.kbf:4:8: ",
+		    "expected a port (0-65535) or a range like 8000-8099, got '80 81'");
+}
+
 Test(recipe, dollar_escapes)
 {
 	struct kb_recipe r;
