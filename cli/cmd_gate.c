@@ -113,6 +113,8 @@ static void probe_word(const struct kb_gate_result *r, char *out, size_t len)
 {
 	if (r->probe_status == -2)
 		snprintf(out, len, "not run");
+	else if (r->probe_status == -3)
+		snprintf(out, len, "stopped");
 	else if (r->probe_status == -1)
 		snprintf(out, len, "timed out");
 	else if (r->probe_status > 128)
@@ -165,6 +167,21 @@ static void print_evidence(const struct kb_gate *g, const struct kb_gate_result 
 	}
 }
 
+/* "  outputs: DIR  (kbfault.log, server.out, probe.out)": the files
+ * that are there, not those a gate might have made. */
+static void print_outputs(const char *dir)
+{
+	char names[256] = "";
+	size_t used = 0;
+	for (size_t k = 0; k < KB_GATE_OUTPUTS; k++) {
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof path, "%s/%s", dir, kb_gate_outputs[k]);
+		if (access(path, F_OK) == 0)
+			kb_append(names, sizeof names, &used, "%s%s", used ? ", " : "", kb_gate_outputs[k]);
+	}
+	printf("  outputs: %s  (%s)\n", dir, used ? names : "nothing written");
+}
+
 static void print_summary(const struct kb_gate *gates, const struct kb_gate_result *res, size_t n)
 {
 	size_t pass = 0, failed = 0, errors = 0;
@@ -200,8 +217,7 @@ static void print_summary(const struct kb_gate *gates, const struct kb_gate_resu
 		if (r->verdict == KB_GATE_FAIL && r->probe_status != 0 && r->probe_out[0])
 			printf("  probe:   %s\n", last_line(r->probe_out));
 		if (r->dir[0])
-			printf("  outputs: %s  (kbfault.log, server.out, %sprobe.out)\n", r->dir,
-			       gates[i].load[0] ? "load.out, " : "");
+			print_outputs(r->dir);
 		size_t dl = strlen(r->dir);
 		if (r->log[0] && !(strncmp(r->log, r->dir, dl) == 0 && r->log[dl] == '/'))
 			printf("  log:     %s\n", r->log);

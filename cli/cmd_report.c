@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "kbfault/json.h"
@@ -141,6 +142,15 @@ int kb_cmd_report(int argc, char **argv)
 		fputs(usage, stderr);
 		return KB_EXIT_USAGE;
 	}
+	/* A log that cannot be read at all: no summary, which would pass for
+	 * one of everything that was asked for (an empty one, for one log). */
+	for (int i = optind; i < argc; i++)
+		if (access(argv[i], R_OK) != 0) {
+			kb_cli_error("report: %s: %s", argv[i], strerror(errno));
+			status = KB_EXIT_FAIL;
+		}
+	if (status != KB_EXIT_OK)
+		return status;
 	memset(&s, 0, sizeof s);
 	for (int i = optind; i < argc; i++) {
 		FILE *f = fopen(argv[i], "re");

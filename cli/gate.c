@@ -30,6 +30,8 @@
 
 extern char **environ;
 
+const char *const kb_gate_outputs[KB_GATE_OUTPUTS] = { "kbfault.log", "server.out", "load.out", "probe.out" };
+
 void kb_gate_defaults(struct kb_gate *g)
 {
 	memset(g, 0, sizeof *g);
@@ -465,6 +467,13 @@ static int make_dir(const struct kb_gate *g, struct kb_gate_result *res)
 			say(res, "%s: %s", res->dir, strerror(errno));
 			return -1;
 		}
+		/* a directory used before: what an earlier run left (a load.out
+		 * of a gate that has no load now) must not pass for this run's */
+		for (size_t i = 0; i < KB_GATE_OUTPUTS; i++) {
+			char old[PATH_MAX];
+			if (path_join(old, res->dir, kb_gate_outputs[i]) == 0)
+				unlink(old);
+		}
 		return 0;
 	}
 	const char *tmp = getenv("TMPDIR");
@@ -725,7 +734,7 @@ void kb_gate_run(const struct kb_gate *g, bool progress, struct kb_gate_result *
 	}
 	if (probe > 0 && !reaped) {
 		stop(probe, 1);
-		res->probe_status = -1;
+		res->probe_status = interrupted ? -3 : -1; /* it did not time out: we stopped it */
 	} else if (probe > 0) {
 		kill(-probe, SIGKILL); /* whatever it left running in the background */
 	}

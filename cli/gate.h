@@ -51,7 +51,7 @@ enum kb_verdict { KB_GATE_PASS, KB_GATE_FAIL, KB_GATE_ERROR };
 struct kb_gate_result {
 	enum kb_verdict verdict;
 	char reason[2560];      /* why it failed, or why it could not run */
-	int probe_status;       /* exit status, 128+signal, -1 timed out, -2 not run */
+	int probe_status;       /* exit status, 128+signal, -1 timed out, -2 not run, -3 stopped by an interruption */
 	bool server_alive;
 	int port;               /* the port it waited on (a chosen one, for KB_GATE_PORT_AUTO) */
 	double seconds;
@@ -61,6 +61,11 @@ struct kb_gate_result {
 	char dir[PATH_MAX];        /* the gate's directory: kbfault.log, server.out, load.out, probe.out */
 	char probe_out[8192];   /* the tail of the probe's output */
 };
+
+/* The files a gate writes in its directory, each one only if it ran
+ * what makes it (load.out: a load command). */
+#define KB_GATE_OUTPUTS 4
+extern const char *const kb_gate_outputs[KB_GATE_OUTPUTS];
 
 void kb_gate_defaults(struct kb_gate *g);
 

@@ -27,7 +27,9 @@ static char *gate(int *status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(args, sizeof args, fmt, ap);
 	va_end(ap);
-	snprintf(cmd, sizeof cmd, "cd '%s' && '%s' gate %s 2>&1", getenv("KB_SRC"), kbt_build("kbfault"), args);
+	/* the gates' temporary directories in the test's own, removed with it */
+	snprintf(cmd, sizeof cmd, "cd '%s' && TMPDIR='%s' '%s' gate %s 2>&1", getenv("KB_SRC"), kbt_tmpdir(),
+		 kbt_build("kbfault"), args);
 	return kbt_sh(cmd, 150000, status);
 }
 
@@ -295,6 +297,29 @@ Test(gate, a_suite_with_no_fixed_port, .timeout = 120)
 	free(res);
 }
 
+/* The summary names the outputs that are there; a --out directory used
+ * again keeps nothing of the earlier run (no stale load.out). */
+Test(gate, outputs_are_what_this_run_wrote, .timeout = 120)
+{
+	int st, port = kbt_free_port();
+	const char *out = path_in_tmp("again");
+	char *server = strdup(demo_server(port, NULL)), load_out[1200];
+	char *res = gate(&st, "-r q181350 --name g --server \"%s\" --ready tcp:127.0.0.1:%d --load 'echo busy' --probe true "
+			      "--out '%s'",
+			 server, port, out);
+	cr_assert_eq(st, 0, "%s", res);
+	cr_assert(strstr(res, "(kbfault.log, server.out, load.out, probe.out)"), "%s", res);
+	free(res);
+	res = gate(&st, "-r q181350 --name g --server \"%s\" --ready tcp:127.0.0.1:%d --probe true --out '%s'", server,
+		   port, out);
+	cr_assert_eq(st, 0, "%s", res);
+	cr_assert(strstr(res, "(kbfault.log, server.out, probe.out)"), "no load, no load.out: %s", res);
+	snprintf(load_out, sizeof load_out, "%s/g/load.out", out);
+	cr_assert_neq(access(load_out, F_OK), 0, "the first run's load.out is gone");
+	free(res);
+	free(server);
+}
+
 Test(gate, fails_when_the_server_dies_unless_allowed, .timeout = 120)
 {
 	int st, port = kbt_free_port();
@@ -443,9 +468,11 @@ Test(gate, an_interrupted_gate_leaves_nothing_running, .timeout = 60)
 	snprintf(server, sizeof server, "echo $$ > '%s'; exec %s", pidfile, demo_server(port, NULL));
 	snprintf(ready, sizeof ready, "tcp:127.0.0.1:%d", port);
 	struct kbt_proc p;
+	char env_tmpdir[700];
+	snprintf(env_tmpdir, sizeof env_tmpdir, "TMPDIR=%s", kbt_tmpdir());
 	kbt_spawn(&p, (const char *[]){ kbt_build("kbfault"), "gate", "-r", "q181350", "--server", server, "--ready",
 					ready, "--probe", "sleep 61.25", NULL },
-		  NULL, false);
+		  (const char *[]){ env_tmpdir, NULL }, false);
 	for (int i = 0; i < 200 && !kbt_listening(port); i++)
 		usleep(25000);
 	cr_assert(kbt_listening(port), "the gate started the server");
@@ -458,6 +485,8 @@ Test(gate, an_interrupted_gate_leaves_nothing_running, .timeout = 60)
 	int st = kbt_wait(&p, 30000, &out, &err);
 	cr_assert_eq(st, 2, "exit 2 when interrupted: %s %s", out, err);
 	cr_assert(strstr(out, "interrupted by signal 15"), "%s", out);
+	cr_assert(strstr(out, " stopped "), "the probe was stopped, it did not time out: %s", out);
+	cr_assert_null(strstr(out, "timed out"), "%s", out);
 	cr_assert_eq(kill(server_pid, 0), -1, "the server is gone");
 	cr_assert_eq(kbt_listening(port), false);
 	char *left = kbt_sh("pgrep -f '[s]leep 61.25' || true", 5000, NULL);

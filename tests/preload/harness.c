@@ -307,7 +307,10 @@ int kbt_kbfault(const char *const *args, char **out, char **err)
 	for (size_t i = 0; args[i] && n < 31; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
-	return kbt_run(argv, NULL, false, 20000, out, err);
+	/* what it makes in $TMPDIR (a gate's directory) goes with the test's */
+	char env_tmpdir[700];
+	snprintf(env_tmpdir, sizeof env_tmpdir, "TMPDIR=%s", kbt_tmpdir());
+	return kbt_run(argv, (const char *[]){ env_tmpdir, NULL }, false, 20000, out, err);
 }
 
 int kbt_port_of(const char *line)

@@ -139,3 +139,15 @@ Test(cli, check_run_and_gate_warn_of_a_rule_that_cannot_fire)
 	free(out);
 	free(err);
 }
+
+/* A log that cannot be read gets an error and no summary: an empty one
+ * would pass for a run in which nothing was injected. */
+Test(cli, report_of_a_missing_log_prints_no_summary)
+{
+	char *out, *err;
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", "/nonexistent/kb.log", NULL }, &out, &err), 1);
+	cr_assert(strstr(err, "report: /nonexistent/kb.log: No such file or directory"), "%s", err);
+	cr_assert_str_eq(out, "", "no summary: %s", out);
+	free(out);
+	free(err);
+}
