@@ -11,6 +11,8 @@
  * (execvp): its exit status and signals are the command's own.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <time.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -22,6 +24,7 @@
 
 #include "cli.h"
 #include "reach.h"
+#include "kbfault/json.h"
 #include "kbfault/logfile.h"
 #include "kbfault/recipe.h"
 #include "kbfault/scan.h"
@@ -46,6 +49,52 @@ static const char usage[] =
 	"Exit status: CMD's own; 125 if kbfault failed before CMD started (a bad recipe,\n"
 	"log or library, or a program the library cannot enter), 126 if CMD cannot be\n"
 	"executed, 127 if CMD is not found.\n";
+
+/* Where the command's log would have gone: -l, else $KBFAULT_LOG. */
+static const char *run_log;
+
+/* A refusal, on standard error and, as the library writes its own
+ * errors, as an "error" line in the log: a CI job that keeps only the log
+ * sees why nothing ran. Returns 125. */
+static int refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int refuse(const char *fmt, ...)
+{
+	char msg[4096], line[4600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	kb_cli_error("%s", msg);
+	int fd;
+	int dest = kb_logdest_parse(run_log, &fd);
+	if (dest == KB_LOGDEST_PATH) {
+		char why[400];
+		fd = kb_logfile_open(run_log, 0, why, sizeof why);
+	} else if (dest == KB_LOGDEST_FD) {
+		fd = fcntl(fd, F_GETFD) < 0 ? -1 : dup(fd);
+	} else {
+		return KB_EXIT_RUN_SETUP; /* standard error: said above */
+	}
+	if (fd < 0)
+		return KB_EXIT_RUN_SETUP;
+	struct timespec now;
+	struct kb_jw w;
+	clock_gettime(CLOCK_REALTIME, &now);
+	kb_jw_begin(&w, line, sizeof line);
+	kb_jw_str(&w, "event", "error");
+	kb_jw_fixed(&w, "ts", (uint64_t)now.tv_sec, (uint64_t)now.tv_nsec / 1000, 6);
+	kb_jw_fixed(&w, "t", 0, 0, 6);
+	kb_jw_i64(&w, "pid", getpid());
+	kb_jw_i64(&w, "tid", gettid());
+	kb_jw_str(&w, "program", "kbfault");
+	kb_jw_str(&w, "message", msg);
+	kb_jw_str(&w, "version", KB_VERSION);
+	size_t n = kb_jw_end(&w);
+	if (write(fd, line, n) != (ssize_t)n)
+		kb_cli_error("run: could not write the error to the log %s either", run_log);
+	close(fd);
+	return KB_EXIT_RUN_SETUP;
+}
 
 int kb_cmd_run(int argc, char **argv)
 {
@@ -92,42 +141,34 @@ int kb_cmd_run(int argc, char **argv)
 			return KB_EXIT_RUN_SETUP;
 		}
 	}
-	if (optind >= argc) {
-		kb_cli_error("run: no command given (kbfault run -r RECIPE -- CMD [ARGS...])");
-		return KB_EXIT_RUN_SETUP;
-	}
-	if (recipe == NULL || recipe[0] == '\0') {
-		kb_cli_error("run: no recipe (give -r RECIPE, or set KBFAULT_RECIPE; `kbfault list` shows the bundled ones)");
-		return KB_EXIT_RUN_SETUP;
-	}
+	run_log = log ? log : getenv("KBFAULT_LOG");
+	if (optind >= argc)
+		return refuse("run: no command given (kbfault run -r RECIPE -- CMD [ARGS...])");
+	if (recipe == NULL || recipe[0] == '\0')
+		return refuse("run: no recipe (give -r RECIPE, or set KBFAULT_RECIPE; `kbfault list` shows the bundled ones)");
 
 	char storage[KB_RECIPE_DIRS_MAX][4096], path[4096], abs[PATH_MAX];
 	const char *dirs[KB_RECIPE_DIRS_MAX + 1];
 	kb_locate_recipe_dirs(storage, dirs);
 	if (kb_recipe_find(recipe, dirs, path, sizeof path, &d) < 0) {
 		kb_diag_format(&d, msg, sizeof msg);
-		kb_cli_error("%s", msg);
-		return KB_EXIT_RUN_SETUP;
+		return refuse("%s", msg);
 	}
 	/* What the library will read: KBFAULT_SET as written below, read back
 	 * with the library's own reader, and the recipe checked with that */
 	char set_list[KB_MAX_PARAMS * 600];
 	struct kb_overrides as_read;
 	kb_overrides_init(&as_read, "--set");
-	if (kb_overrides_format(&ov, set_list, sizeof set_list) < 0) {
-		kb_cli_error("--set: the parameters do not fit in KBFAULT_SET");
-		return KB_EXIT_RUN_SETUP;
-	}
+	if (kb_overrides_format(&ov, set_list, sizeof set_list) < 0)
+		return refuse("--set: the parameters do not fit in KBFAULT_SET");
 	if (kb_overrides_add_list(&as_read, set_list, &d) < 0) {
 		kb_diag_format(&d, msg, sizeof msg);
-		kb_cli_error("%s", msg);
-		return KB_EXIT_RUN_SETUP;
+		return refuse("%s", msg);
 	}
 	struct kb_recipe r;
 	if (kb_recipe_load(path, &as_read, &r, &d) < 0) {
 		kb_diag_format(&d, msg, sizeof msg);
-		kb_cli_error("%s", msg);
-		return KB_EXIT_RUN_SETUP;
+		return refuse("%s", msg);
 	}
 	kb_cli_lint(&r); /* rules that can never fire: said, not refused */
 	kb_recipe_free(&r);
@@ -135,10 +176,8 @@ int kb_cmd_run(int argc, char **argv)
 		snprintf(abs, sizeof abs, "%s", path);
 
 	uint64_t seed_value;
-	if (seed && kb_scan_u64(seed, UINT64_MAX, &seed_value) < 0) {
-		kb_cli_error("--seed: expected a whole number, got '%s'", seed);
-		return KB_EXIT_RUN_SETUP;
-	}
+	if (seed && kb_scan_u64(seed, UINT64_MAX, &seed_value) < 0)
+		return refuse("--seed: expected a whole number, got '%s'", seed);
 
 	char log_abs[PATH_MAX + 2];
 	int log_fd;
@@ -181,9 +220,8 @@ int kb_cmd_run(int argc, char **argv)
 	if (kb_locate_library(lib, sizeof lib, &libinfo) < 0)
 		return KB_EXIT_RUN_SETUP;
 	if (kb_command_reachable((const char *const *)argv + optind, &libinfo, why, sizeof why) == 0) {
-		kb_cli_error("run: not starting %s: %s, so it would run without the faults that were asked for",
-			     argv[optind], why);
-		return KB_EXIT_RUN_SETUP;
+		return refuse("run: not starting %s: %s, so it would run without the faults that were asked for",
+			      argv[optind], why);
 	}
 	const char *old = getenv("LD_PRELOAD");
 	size_t plen = strlen(lib) + (old ? strlen(old) + 2 : 1);

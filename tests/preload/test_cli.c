@@ -151,3 +151,34 @@ Test(cli, report_of_a_missing_log_prints_no_summary)
 	free(out);
 	free(err);
 }
+
+/* A refusal of kbfault run is in the log too, as the library's own
+ * errors are: a CI job that keeps only the log sees why nothing ran. */
+Test(cli, run_writes_its_refusal_into_the_log)
+{
+	char *out, *err;
+	const char *log = kbt_logpath();
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", "demo", "--set", "evry=2", "-l", log, "--", "/bin/true",
+						   NULL },
+				 &out, &err),
+		     125);
+	free(out);
+	free(err);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "run", "-r", "demo", "-l", log, "--", "/sbin/ldconfig", NULL }, &out, &err),
+		     125);
+	free(out);
+	free(err);
+	struct kbt_log l = kbt_log_read(log);
+	cr_assert_eq(l.n, 2, "two lines, each a whole JSON object");
+	cr_assert(strstr(kb_json_str(&l.line[0], "message"), "--set sets 'evry', but this recipe has no such parameter"),
+		  "%s", kb_json_str(&l.line[0], "message"));
+	cr_assert_str_eq(kb_json_str(&l.line[0], "event"), "error");
+	cr_assert_str_eq(kb_json_str(&l.line[0], "program"), "kbfault");
+	cr_assert(strstr(kb_json_str(&l.line[1], "message"), "not starting /sbin/ldconfig"), "%s",
+		  kb_json_str(&l.line[1], "message"));
+	kbt_log_free(&l);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "report", log, NULL }, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "error: /"), "report shows it: %s", out);
+	free(out);
+	free(err);
+}
