@@ -164,6 +164,8 @@ test: check
 
 demo: all
 	$(Q)scripts/demo $(BUILD)
+	$(Q)for log in $(BUILD)/demo/q181350-reset.log $(BUILD)/demo/q236565.log $(BUILD)/demo/q298486.log; do \
+		$(CLI) report "$$log" >/dev/null || { echo "demo: $$log was not kept" >&2; exit 1; }; done
 
 # The example gates of docs/ci/gates.kbg, run as the project's own CI runs
 # them: nginx and redis under two recipes, a JUnit file checked by xmllint,
