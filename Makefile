@@ -125,16 +125,17 @@ deps-test:
 	$(Q)scripts/ensure-packages libcriterion-dev
 
 # Every test run has an outer time limit: a test that hangs fails the run
-# (and CI) instead of stalling it. CRITERION_FLAGS='--filter suite/*' picks
+# (and CI) instead of stalling it. scripts/run-tests names the suite and
+# prints a line per test as it ends. CRITERION_FLAGS='--filter suite/*' picks
 # tests; `set -f` keeps the shell from expanding the glob against the tree
 # (`cli/*` names files here), which would run none.
 unit: deps-test $(BUILD)/unit-tests
-	$(Q)set -f; timeout 600 $(BUILD)/unit-tests $(CRITERION_FLAGS)
+	$(Q)set -f; scripts/run-tests unit 600 $(BUILD)/unit-tests $(CRITERION_FLAGS)
 
 helpers: $(HELPERS) $(HELPER_LIBS)
 
 preload: deps-test all helpers $(BUILD)/preload-tests
-	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
+	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) scripts/run-tests preload 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 # The real servers and clients the end-to-end tests drive, from Debian.
 E2E_PACKAGES := python3 golang-go binutils nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin postgresql
@@ -142,7 +143,7 @@ E2E_PACKAGES := python3 golang-go binutils nginx-light redis-server redis-tools 
 # One test at a time: they measure latencies of bursts on 2 cores.
 e2e: deps-test all $(BUILD)/e2e-tests
 	$(Q)scripts/ensure-packages $(E2E_PACKAGES)
-	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) timeout 1200 $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
+	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) scripts/run-tests e2e 1200 $(BUILD)/e2e-tests --jobs 1 $(CRITERION_FLAGS)
 
 # The planted bugs of tests/mutants/*.mut (tests/mutants/README.md), each
 # applied alone to a copy of the tree in build-mutants/, where the test it
