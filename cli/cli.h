@@ -5,6 +5,7 @@
 #ifndef KBFAULT_CLI_H
 #define KBFAULT_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 
 #include "kbfault/paths.h"
@@ -18,6 +19,10 @@ enum {
 	KB_EXIT_NOEXEC = 126,  /* run: the command could not be executed */
 	KB_EXIT_NOTFOUND = 127 /* run: the command was not found */
 };
+
+/* Each command's flags (getopt_long tables), ending with a NULL name. */
+extern const struct option kb_run_options[], kb_check_options[], kb_report_options[], kb_list_options[],
+	kb_gate_options[];
 
 int kb_cmd_run(int argc, char **argv);
 int kb_cmd_check(int argc, char **argv);

@@ -25,14 +25,17 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 if every recipe is valid, 1 if any is not, 2 on usage errors.\n";
 
+/* The flags of `kbfault check`, which kbfault(1), the README and --help
+ * must all show (tests/preload/test_docs.c). */
+const struct option kb_check_options[] = {
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "set", required_argument, NULL, 's' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int kb_cmd_check(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "set", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct kb_overrides ov;
 	struct kb_diag d;
 	char msg[2048];
@@ -41,7 +44,7 @@ int kb_cmd_check(int argc, char **argv)
 
 	kb_overrides_init(&ov, "--set");
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qh", kb_check_options, NULL)) != -1) {
 		switch (c) {
 		case 'q': quiet = true; break;
 		case 's':

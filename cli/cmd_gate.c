@@ -311,29 +311,32 @@ static void default_name(struct kb_gate *g)
 		kb_gate_set(g, "name", "gate", err, sizeof err);
 }
 
+/* The flags of `kbfault gate`, which kbfault(1), the README and --help
+ * must all show (tests/preload/test_docs.c). */
+const struct option kb_gate_options[] = {
+	{ "recipe", required_argument, NULL, 'r' },
+	{ "server", required_argument, NULL, OPT_SERVER },
+	{ "ready", required_argument, NULL, OPT_READY },
+	{ "probe", required_argument, NULL, OPT_PROBE },
+	{ "load", required_argument, NULL, OPT_LOAD },
+	{ "min-injections", required_argument, NULL, OPT_MIN },
+	{ "expect", required_argument, NULL, OPT_EXPECT },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "server-may-exit", no_argument, NULL, OPT_MAY_EXIT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "file", required_argument, NULL, 'f' },
+	{ "only", required_argument, NULL, OPT_ONLY },
+	{ "junit", required_argument, NULL, OPT_JUNIT },
+	{ "out", required_argument, NULL, OPT_OUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int kb_cmd_gate(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "recipe", required_argument, NULL, 'r' },
-		{ "server", required_argument, NULL, OPT_SERVER },
-		{ "ready", required_argument, NULL, OPT_READY },
-		{ "probe", required_argument, NULL, OPT_PROBE },
-		{ "load", required_argument, NULL, OPT_LOAD },
-		{ "min-injections", required_argument, NULL, OPT_MIN },
-		{ "expect", required_argument, NULL, OPT_EXPECT },
-		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "server-may-exit", no_argument, NULL, OPT_MAY_EXIT },
-		{ "name", required_argument, NULL, OPT_NAME },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "set", required_argument, NULL, OPT_SET },
-		{ "log", required_argument, NULL, OPT_LOG },
-		{ "file", required_argument, NULL, 'f' },
-		{ "only", required_argument, NULL, OPT_ONLY },
-		{ "junit", required_argument, NULL, OPT_JUNIT },
-		{ "out", required_argument, NULL, OPT_OUT },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct kb_gate one, *gates = NULL;
 	struct kb_gate_result *res = NULL;
 	const char *suite = NULL, *junit = NULL, *out = NULL, *first_gate_flag = NULL;
@@ -350,11 +353,11 @@ int kb_cmd_gate(int argc, char **argv)
 	}
 	optind = 1;
 	int li = -1;
-	while ((c = getopt_long(argc, argv, "r:f:h", opts, &li)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:f:h", kb_gate_options, &li)) != -1) {
 		const char *key = gate_key(c);
 		if (key) {
 			if (first_gate_flag == NULL)
-				first_gate_flag = li >= 0 ? opts[li].name : "recipe";
+				first_gate_flag = li >= 0 ? kb_gate_options[li].name : "recipe";
 			li = -1;
 			if (kb_gate_set(&one, key, c == OPT_MAY_EXIT ? "yes" : optarg, err, sizeof err) < 0) {
 				kb_cli_error("gate: --%s: %s", key, err);

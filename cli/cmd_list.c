@@ -27,18 +27,21 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The flags of `kbfault list`, which kbfault(1), the README and --help
+ * must all show (tests/preload/test_docs.c). */
+const struct option kb_list_options[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int kb_cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	bool json = false;
 	int c, status = KB_EXIT_OK;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", kb_list_options, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 'h': fputs(usage, stdout); return KB_EXIT_OK;

@@ -115,21 +115,24 @@ static void print_json(const struct kb_logsum *s)
 	printf("}}\n");
 }
 
+/* The flags of `kbfault report`, which kbfault(1), the README and --help
+ * must all show (tests/preload/test_docs.c). */
+const struct option kb_report_options[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "html", required_argument, NULL, 'H' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int kb_cmd_report(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "html", required_argument, NULL, 'H' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	bool json = false;
 	const char *html = NULL;
 	int c, status = KB_EXIT_OK;
 	struct kb_logsum s;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", kb_report_options, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 'H': html = optarg; break;

@@ -96,16 +96,19 @@ static int refuse(const char *fmt, ...)
 	return KB_EXIT_RUN_SETUP;
 }
 
+/* The flags of `kbfault run`, which kbfault(1), the README and --help
+ * must all show (tests/preload/test_docs.c). */
+const struct option kb_run_options[] = {
+	{ "recipe", required_argument, NULL, 'r' },
+	{ "log", required_argument, NULL, 'l' },
+	{ "seed", required_argument, NULL, 'S' },
+	{ "set", required_argument, NULL, 's' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int kb_cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "recipe", required_argument, NULL, 'r' },
-		{ "log", required_argument, NULL, 'l' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "set", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *recipe = getenv("KBFAULT_RECIPE");
 	const char *log = NULL, *seed = NULL;
 	struct kb_overrides ov;
@@ -121,7 +124,7 @@ int kb_cmd_run(int argc, char **argv)
 		return KB_EXIT_RUN_SETUP;
 	}
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+r:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+r:l:h", kb_run_options, NULL)) != -1) {
 		switch (c) {
 		case 'r': recipe = optarg; break;
 		case 'l': log = optarg; break;

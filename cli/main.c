@@ -1,6 +1,7 @@
 /*
  * main.c - the kbfault command: dispatch, --help and --version.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,7 +26,9 @@ static const char usage[] =
 	"           (--html FILE: a page with a timeline of the injections)\n"
 	"  list     list the bundled recipes with a line about each\n"
 	"  gate     pass only if a service survives a recipe: the probe succeeds, faults\n"
-	"           were injected, the server still runs (for CI; --junit FILE)\n"
+	"           were injected that changed calls, the symptom was seen (--expect),\n"
+	"           the server still runs (for CI; --junit FILE)\n"
+	"  help     help [COMMAND]: this text, or COMMAND --help\n"
 	"\n"
 	"RECIPE is a .kbf file or the name of a bundled recipe; a unique prefix will do\n"
 	"(`kbfault run -r q236565 -- ./server`).\n"
@@ -37,7 +40,7 @@ static const char usage[] =
 	"  KBFAULT_SET         parameter overrides: NAME=VALUE[,NAME=VALUE...]; a value\n"
 	"                      with commas or blanks in double quotes\n"
 	"  KBFAULT_RECIPE_DIR  a directory searched first for bundled recipe names\n"
-	"  KBFAULT_LIB         libkbfault.so to preload (for `kbfault run`)\n"
+	"  KBFAULT_LIB         libkbfault.so to preload (for `kbfault run` and `gate`)\n"
 	"\n"
 	"Exit status:\n"
 	"  0    success\n"
@@ -47,10 +50,12 @@ static const char usage[] =
 	"  2    usage error (check, report, list)\n"
 	"  gate: 0 every gate passed, 1 a gate failed, 2 bad flags or suite, a gate\n"
 	"       that could not run as configured (recipe does not load, port taken,\n"
-	"       server exited or never listened), or an interruption\n"
+	"       server exited or never listened), or an interruption; 125 no library\n"
+	"       to preload, or a server it cannot enter (static, Go)\n"
 	"  run: the command's own status; 125 if kbfault failed before the command\n"
-	"       started (bad recipe, flag or log), 126 if it cannot be executed, 127 if\n"
-	"       it is not found\n"
+	"       started (bad recipe, flag, log or library, or a program the library\n"
+	"       cannot enter: static, Go), 126 if it cannot be executed, 127 if it is\n"
+	"       not found\n"
 	"  A program started with a bad recipe or KBFAULT_* value exits with 125 before\n"
 	"  its main() runs, after saying why on stderr.\n"
 	"\n"
@@ -65,7 +70,10 @@ int main(int argc, char **argv)
 		return KB_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+	bool help = strcmp(cmd, "help") == 0;
+	if (help) /* `help X` is X --help, for the top level's words too */
+		cmd = argc < 3 ? "--help" : argv[2];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		fputs(usage, stdout);
 		return KB_EXIT_OK;
 	}
@@ -73,13 +81,8 @@ int main(int argc, char **argv)
 		printf("kbfault %s\n", KB_VERSION);
 		return KB_EXIT_OK;
 	}
-	if (strcmp(cmd, "help") == 0) {
-		if (argc < 3) {
-			fputs(usage, stdout);
-			return KB_EXIT_OK;
-		}
+	if (help) {
 		help_argv[0] = argv[2];
-		cmd = argv[2];
 		argv = help_argv;
 		argc = 2;
 	} else {

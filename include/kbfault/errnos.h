@@ -17,6 +17,9 @@
 /* The errno for a symbolic name ("ECONNREFUSED"), or -1. */
 int kb_errno_from_name(const char *name);
 
+/* The known name closest to a misspelt one ("ECONNABORTD"), or NULL. */
+const char *kb_errno_closest(const char *name);
+
 /* "ECONNREFUSED" for ECONNREFUSED, or NULL for an errno outside the
  * table. Constant strings, safe from any context. */
 const char *kb_errno_name(int err);

@@ -5,6 +5,7 @@
  * reported by accept() itself.
  */
 #include "kbfault/errnos.h"
+#include "kbfault/stanza.h"
 
 #include "kbfault/diag.h"
 
@@ -70,6 +71,16 @@ int kb_errno_from_name(const char *name)
 		if (strcmp(table[i].name, name) == 0)
 			return table[i].value;
 	return -1;
+}
+
+const char *kb_errno_closest(const char *name)
+{
+	const char *names[TABLE_LEN + 2];
+	for (size_t i = 0; i < TABLE_LEN; i++)
+		names[i] = table[i].name;
+	names[TABLE_LEN] = "EWOULDBLOCK";
+	names[TABLE_LEN + 1] = NULL;
+	return kb_suggest(name, names);
 }
 
 const char *kb_errno_name(int err)

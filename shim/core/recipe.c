@@ -49,6 +49,7 @@ struct parser {
 	size_t cap;                     /* allocated rules */
 	const char *origin[KB_TOKENS_MAX]; /* parameter a token was expanded from */
 	bool whole[KB_TOKENS_MAX];      /* the token was that parameter and nothing else */
+	unsigned errno_col;             /* the column of the rule's `fail` errno */
 	char expanded[EXPAND_MAX];
 };
 
@@ -605,9 +606,13 @@ static int key_action(struct parser *p, const struct kb_line *ln)
 	switch (r->action) {
 	case KB_ACT_FAIL:
 		r->err = kb_errno_from_name(ln->tok[2].text);
+		if (r->err < 0 && kb_errno_closest(ln->tok[2].text))
+			return fail_at(p, ln, 2, "unknown errno '%s' (did you mean %s?)", ln->tok[2].text,
+				       kb_errno_closest(ln->tok[2].text));
 		if (r->err < 0)
 			return fail_at(p, ln, 2, "unknown errno '%s' (expected a name like ECONNREFUSED)",
 				       ln->tok[2].text);
+		p->errno_col = ln->tok[2].col; /* where a call that cannot fail so is pointed at */
 		break;
 	case KB_ACT_BACKLOG:
 		if (kb_scan_u64(ln->tok[2].text, 65535, &v) < 0)
@@ -779,7 +784,7 @@ static int rule_check(struct parser *p)
 		if (r->action == KB_ACT_FAIL && !kb_errno_valid_for((enum kb_call)c, r->err)) {
 			char list[512];
 			kb_errnos_list((enum kb_call)c, list, sizeof list);
-			return kb_diag_set(p->err, p->path, s[K_ACTION].line, s[K_ACTION].col,
+			return kb_diag_set(p->err, p->path, s[K_ACTION].line, p->errno_col,
 					   "%s() cannot fail with %s on Linux (it can with: %s)",
 					   kb_call_name((enum kb_call)c), kb_errno_name(r->err) ? kb_errno_name(r->err) : "that errno",
 					   list);

@@ -15,6 +15,12 @@ Test(cli, help_and_version)
 	cr_assert(strstr(out, "Exit status:"), "%s", out);
 	cr_assert_eq(kbt_kbfault((const char *[]){ "help", "run", NULL }, &out, &err), 0);
 	cr_assert(strstr(out, "Usage: kbfault run"), "%s", out);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "help", "help", NULL }, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "Commands:"), "%s", out);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "help", "--version", NULL }, &out, &err), 0, "%s", err);
+	cr_assert(strncmp(out, "kbfault ", 8) == 0, "%s", out);
+	cr_assert_eq(kbt_kbfault((const char *[]){ "gate", "--help", NULL }, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "Usage: kbfault gate"), "%s", out);
 	cr_assert_eq(kbt_kbfault((const char *[]){ "frobnicate", NULL }, &out, &err), 2);
 	cr_assert(strstr(err, "unknown command 'frobnicate'"), "%s", err);
 }

@@ -101,9 +101,13 @@ Test(recipe, errors_name_line_and_column)
 {
 	kbt_refused("rule a\n  on close\n  action fial\n", "t.kbf:3:10: ", "did you mean 'fail'?");
 	kbt_refused("rule a\n  on clsoe\n  action leak\n", "t.kbf:2:6: ", "unknown call 'clsoe'");
-	kbt_refused("rule a\n  on accept\n  action fail ECONNREFUSED\n", "t.kbf:3:3: ",
+	/* the errno is what is wrong, so its column is the one named */
+	kbt_refused("rule a\n  on accept\n  action fail ECONNREFUSED\n", "t.kbf:3:15: ",
 		    "accept() cannot fail with ECONNREFUSED");
-	kbt_refused("rule a\n  on accept\n  action fail EBOGUS\n", "t.kbf:3:15: ", "unknown errno 'EBOGUS'");
+	kbt_refused("rule a\n  on accept\n  action fail WHATEVER\n", "t.kbf:3:15: ",
+		    "unknown errno 'WHATEVER' (expected a name like ECONNREFUSED)");
+	kbt_refused("rule a\n  on accept\n  action fail ECONNABORTD\n", "t.kbf:3:15: ",
+		    "unknown errno 'ECONNABORTD' (did you mean ECONNABORTED?)");
 	kbt_refused("rule a\n  on accept\n  action leak\n", "t.kbf:3:3: ", "does not apply to accept");
 	kbt_refused("rule a\n  on close\n", "t.kbf:1:1: ", "no `action` line");
 	kbt_refused("rule a\n  action leak\n", "t.kbf:1:1: ", "no `on` line");
@@ -263,4 +267,49 @@ Test(recipe, describe_says_what_was_understood)
 	cr_assert(strstr(buf, "every 3rd hit, at most 2 times"), "%s", buf);
 	cr_assert(strstr(buf, "keep the socket open"), "%s", buf);
 	kb_recipe_free(&r);
+}
+
+/* The error examples in recipes/README.md are what the parser says: the
+ * recipe shown, then its two mended forms. */
+Test(recipe, the_readme_error_examples_are_true)
+{
+	char path[4200], *doc = NULL;
+	size_t cap = 0;
+	snprintf(path, sizeof path, "%s/recipes/README.md", getenv("KB_SRC") ? getenv("KB_SRC") : ".");
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	ssize_t n = getdelim(&doc, &cap, '\0', f);
+	fclose(f);
+	cr_assert_gt(n, 0);
+	const char *recipe = "rule slow-accepts\n    on      accept\n    action  fial ECONNREFUSED\n";
+	cr_assert(strstr(doc, recipe), "the example recipe is in the README");
+	const struct {
+		const char *from, *to, *said;
+	} cases[] = {
+		{ NULL, NULL, "mine.kbf:3:13: unknown action 'fial' (did you mean 'fail'? expected one of: pass, fail, "
+			      "backlog, leak, reset, refuse, stall, abort, queue, sessions)" },
+		{ "fial ", "fail ", "mine.kbf:3:18: accept() cannot fail with ECONNREFUSED on Linux (it can with: EAGAIN, "
+				    "EBADF, ECONNABORTED, " },
+		{ "fial ECONNREFUSED", "fail ECONNABORTD", "mine.kbf:3:18: unknown errno 'ECONNABORTD' (did you mean "
+							  "ECONNABORTED?)" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char text[256], shown[400];
+		struct kb_recipe r;
+		struct kb_diag d;
+		snprintf(text, sizeof text, "%s", recipe);
+		if (cases[i].from) {
+			const char *at = strstr(recipe, cases[i].from);
+			snprintf(text, sizeof text, "%.*s%s%s", (int)(at - recipe), recipe, cases[i].to,
+				 at + strlen(cases[i].from));
+		}
+		cr_assert_lt(kb_recipe_parse("mine.kbf", text, strlen(text), NULL, &r, &d), 0);
+		kb_diag_format(&d, shown, sizeof shown);
+		cr_assert(strncmp(shown, cases[i].said, strlen(cases[i].said)) == 0, "the parser says %s", shown);
+		/* the README shows it so, cut with "..." where the list goes on */
+		char line[400];
+		snprintf(line, sizeof line, "%s", cases[i].said);
+		cr_assert(strstr(doc, line), "the README shows: %s", line);
+	}
+	free(doc);
 }
