@@ -25,6 +25,34 @@ static bool is_file(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Does the recipe file at path name itself `name` (`recipe NAME` among
+ * its header lines, before the first rule)? Reads its first 8 KiB with
+ * plain system calls: the shim may ask while it starts. */
+static bool declares(const char *path, const char *name)
+{
+	char text[8193];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	size_t nl = strlen(name);
+	for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		char *p = line + strspn(line, " \t");
+		if (strncmp(p, "rule", 4) == 0 && (p[4] == ' ' || p[4] == '\t'))
+			return false; /* past the header */
+		if (strncmp(p, "recipe", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+			continue;
+		p += 6 + strspn(p + 6, " \t");
+		size_t end = strcspn(p, " \t\r\n#");
+		return end == nl && strncmp(p, name, nl) == 0;
+	}
+	return false;
+}
+
 /* A bundled recipe's path without the "bin/../recipes" detours, so what
  * messages and logs show is the file a user would open. */
 static int found(const char *path, char *out, size_t len, struct kb_diag *err)
@@ -79,6 +107,24 @@ int kb_recipe_find(const char *ref, const char *const *dirs, char *out, size_t l
 					snprintf(match, sizeof match, "%s/%s", dirs[i], e->d_name);
 				}
 				off += e->d_reclen;
+			}
+		}
+		if (matches == 0 && lseek(d, 0, SEEK_SET) == 0) {
+			/* no file of that name: one that says `recipe NAME`, the
+			 * name `kbfault list` shows */
+			while ((got = getdents64(d, buf, sizeof buf)) > 0) {
+				for (ssize_t off = 0; off < got;) {
+					struct dirent64 *e = (struct dirent64 *)(buf + off);
+					size_t n = strlen(e->d_name);
+					char path[4096 + 300];
+					snprintf(path, sizeof path, "%s/%s", dirs[i], e->d_name);
+					if (n > 4 && strcmp(e->d_name + n - 4, ".kbf") == 0 && is_file(path) &&
+					    declares(path, ref)) {
+						matches++;
+						snprintf(match, sizeof match, "%s", path);
+					}
+					off += e->d_reclen;
+				}
 			}
 		}
 		close(d);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -185,6 +186,36 @@ Test(cli, run_writes_its_refusal_into_the_log)
 	kbt_log_free(&l);
 	cr_assert_eq(kbt_kbfault((const char *[]){ "report", log, NULL }, &out, &err), 0, "%s", err);
 	cr_assert(strstr(out, "error: /"), "report shows it: %s", out);
+	free(out);
+	free(err);
+}
+
+/* The name `kbfault list` shows (a recipe's `recipe NAME` line) is one
+ * that -r, check and KBFAULT_RECIPE find, whatever the file is called. */
+Test(cli, a_recipe_is_found_by_the_name_list_shows)
+{
+	char *out, *err, dir[700], env_dir[720];
+	snprintf(dir, sizeof dir, "%s/mine", kbt_tmpdir());
+	mkdir(dir, 0755);
+	char file[800];
+	snprintf(file, sizeof file, "%s/flaky.kbf", dir);
+	kbt_write_path(file, "recipe flaky-accepts\nabout \"half the accepts reset\"\nrule r\n  on listen\n  action backlog 3\n");
+	snprintf(env_dir, sizeof env_dir, "KBFAULT_RECIPE_DIR=%s", dir);
+	const char *list[] = { kbt_build("kbfault"), "list", NULL };
+	cr_assert_eq(kbt_run(list, (const char *[]){ env_dir, NULL }, false, 10000, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "flaky-accepts"), "%s", out);
+	free(out);
+	free(err);
+	const char *check[] = { kbt_build("kbfault"), "check", "-q", "flaky-accepts", NULL };
+	cr_assert_eq(kbt_run(check, (const char *[]){ env_dir, NULL }, false, 10000, &out, &err), 0, "%s", err);
+	free(out);
+	free(err);
+	char env_recipe[64] = "KBFAULT_RECIPE=flaky-accepts", env_log[700];
+	snprintf(env_log, sizeof env_log, "KBFAULT_LOG=%s", kbt_logpath());
+	const char *probe[] = { kbt_build("helpers/kbt-probe"), "listen", "100", NULL };
+	cr_assert_eq(kbt_run(probe, (const char *[]){ env_dir, env_recipe, env_log, NULL }, true, 10000, &out, &err), 0,
+		     "%s", err);
+	cr_assert(strstr(out, "backlog 3\n"), "the library found it by that name too: %s", out);
 	free(out);
 	free(err);
 }
