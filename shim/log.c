@@ -57,6 +57,15 @@ static int log_last_error;
  * which runs no fork handler, reads zero and says it exists before its
  * first line. */
 static int *said_start;
+/* The default log, standard error, is the program's own output too: there
+ * a start line waits for the process's first other line, so that the
+ * helpers a command runs (a shell's, a version manager's) and the workers
+ * that never see a fault do not fill it. A log that was named holds every
+ * start line, at the start. */
+static bool start_when_needed;
+static bool start_forked;           /* the deferred line's "fork" */
+static struct timespec start_real, start_mono; /* ... and its time: when the process started */
+static int start_pid;               /* the process these are about (not a raw clone() child) */
 static int log_warned;              /* the warning was written */
 static int log_warn_tried;          /* ... or tried: later tries do not wait */
 
@@ -267,6 +276,7 @@ int kb_log_open(const char *path, char *why, size_t why_len)
 		}
 	}
 	__atomic_store_n(&log_kind, kb_out_kind_of(fd), __ATOMIC_RELAXED);
+	start_when_needed = dest == KB_LOGDEST_STDERR;
 	kb_protect(fd);
 	__atomic_store_n(&log_fd, fd, __ATOMIC_SEQ_CST);
 	return 0;
@@ -366,6 +376,7 @@ static bool write_line(const char *line, size_t len, int wait_ms, long *rc)
 }
 
 static void log_lost_line(unsigned long long lines);
+static void start_now(bool forked);
 
 void kb_log_line(const char *line, size_t len)
 {
@@ -374,7 +385,7 @@ void kb_log_line(const char *line, size_t len)
 	if (__atomic_load_n(&log_fd, __ATOMIC_RELAXED) < 0)
 		return;
 	if (said_start && !__atomic_load_n(said_start, __ATOMIC_RELAXED))
-		kb_log_start(true); /* sets the flag before its own line */
+		start_now(start_forked); /* sets the flag before its own line */
 	int wait = __atomic_load_n(&log_stuck, __ATOMIC_RELAXED) ? 0 : LINE_WAIT_MS;
 	if (write_line(line, len, wait, &rc)) {
 		__atomic_store_n(&log_stuck, 0, __ATOMIC_RELAXED);
@@ -392,12 +403,9 @@ void kb_log_line(const char *line, size_t len)
 	warn_lost();
 }
 
-static void common_fields(struct kb_jw *w, const char *event)
+/* The fields every line starts with, at a given time. */
+static void common_fields_at(struct kb_jw *w, const char *event, struct timespec real, struct timespec mono)
 {
-	struct timespec real, mono;
-
-	clock_gettime(CLOCK_REALTIME, &real);
-	clock_gettime(CLOCK_MONOTONIC, &mono);
 	uint64_t since = (uint64_t)mono.tv_sec * 1000000000ULL + (uint64_t)mono.tv_nsec - kb_shim.start_ns;
 	kb_jw_str(w, "event", event);
 	kb_jw_fixed(w, "ts", (uint64_t)real.tv_sec, (uint64_t)real.tv_nsec / 1000, 6);
@@ -405,6 +413,15 @@ static void common_fields(struct kb_jw *w, const char *event)
 	kb_jw_i64(w, "pid", getpid());
 	kb_jw_i64(w, "tid", gettid());
 	kb_jw_str(w, "program", kb_shim.program);
+}
+
+static void common_fields(struct kb_jw *w, const char *event)
+{
+	struct timespec real, mono;
+
+	clock_gettime(CLOCK_REALTIME, &real);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	common_fields_at(w, event, real, mono);
 }
 
 /* How many lines this process lost before this one; counted back if it
@@ -425,19 +442,41 @@ static void log_lost_line(unsigned long long lines)
 
 void kb_log_start(bool forked)
 {
-	char line[LINE_MAX_BYTES];
-	struct kb_jw w;
-
 	if (said_start == NULL) {
 		void *p = mmap(NULL, sizeof *said_start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p != MAP_FAILED && madvise(p, sizeof *said_start, MADV_WIPEONFORK) == 0)
 			said_start = p;
 	}
+	/* a child made by a raw clone() reads a zero flag, and says "fork" */
+	start_forked = true;
+	clock_gettime(CLOCK_REALTIME, &start_real);
+	clock_gettime(CLOCK_MONOTONIC, &start_mono);
+	start_pid = (int)getpid();
+	if (said_start && start_when_needed) {
+		start_forked = forked;
+		__atomic_store_n(said_start, 0, __ATOMIC_RELAXED);
+		return;
+	}
+	start_now(forked);
+}
+
+static void start_now(bool forked)
+{
+	char line[LINE_MAX_BYTES];
+	struct kb_jw w;
+
 	if (said_start)
 		__atomic_store_n(said_start, 1, __ATOMIC_RELAXED);
 
+	/* a child made by a raw clone() shares none of this: it was forked,
+	 * and it starts now */
+	bool mine = (int)getpid() == start_pid;
+	forked |= !mine;
 	kb_jw_begin(&w, line, sizeof line);
-	common_fields(&w, "start");
+	if (start_when_needed && mine) /* deferred: the time it happened */
+		common_fields_at(&w, "start", start_real, start_mono);
+	else
+		common_fields(&w, "start");
 	kb_jw_i64(&w, "ppid", getppid());
 	kb_jw_str(&w, "argv0", kb_shim.argv0);
 	kb_jw_str(&w, "recipe", kb_shim.recipe.name);

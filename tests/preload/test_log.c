@@ -607,3 +607,39 @@ Test(log, a_background_job_on_a_tostop_terminal_is_not_stopped)
 	free(out);
 	free(err);
 }
+
+/* The default log is the program's standard error: a start line there
+ * waits for its process's first other line, so helpers that never see a
+ * fault stay silent; a log that was named holds every start line. */
+Test(log, on_the_default_stderr_only_processes_with_something_to_say_start, .timeout = 60)
+{
+	char *out, *err;
+	const char *quiet[] = { "run", "-r", "q181350", "--", "/bin/sh", "-c", "ls / >/dev/null; true", NULL };
+	cr_assert_eq(kbt_kbfault(quiet, &out, &err), 0, "%s", err);
+	cr_assert_str_eq(err, "", "two processes with nothing to log wrote nothing: %s", err);
+	free(out);
+	free(err);
+
+	const char *faulted[] = { "run", "-r", "q181350", "--", "/bin/sh", "-c",
+				  "ls / >/dev/null; exec \"$0\" listen 100", kbt_build("helpers/kbt-probe"), NULL };
+	cr_assert_eq(kbt_kbfault(faulted, &out, &err), 0, "%s", err);
+	cr_assert(strstr(out, "backlog 5"), "%s", out);
+	const char *start = strstr(err, "{\"event\":\"start\""), *inject = strstr(err, "{\"event\":\"inject\"");
+	cr_assert(start && inject && start < inject, "one start line, before the injection: %s", err);
+	cr_assert_null(strstr(start + 1, "{\"event\":\"start\""), "only the process that logged started: %s", err);
+	cr_assert(strstr(start, "\"program\":\"kbt-probe\""), "%s", err);
+	cr_assert(strstr(start, "\"fork\":false"), "%s", err);
+	double t_start = atof(strstr(start, "\"t\":") + 4), t_inject = atof(strstr(inject, "\"t\":") + 4);
+	cr_assert_leq(t_start, t_inject, "the start line says when the process started: %s", err);
+	free(out);
+	free(err);
+
+	const char *named[] = { "run", "-r", "q181350", "-l", kbt_logpath(), "--", "/bin/sh", "-c",
+				"ls / >/dev/null; true", NULL };
+	cr_assert_eq(kbt_kbfault(named, &out, &err), 0, "%s", err);
+	struct kbt_log l = kbt_log_read(kbt_logpath());
+	cr_assert_eq(kbt_log_count(&l, "event", "start", NULL), 2, "a named log: sh and ls");
+	kbt_log_free(&l);
+	free(out);
+	free(err);
+}
