@@ -48,8 +48,10 @@ static void print_text(const struct kb_logsum *s)
 	printf("\n");
 	for (size_t i = 0; i < s->nprocs; i++) {
 		const struct kb_logsum_proc *p = &s->procs[i];
-		printf("  pid %-7ld %-20s recipe %s, seed %s%s\n", p->pid, p->program, p->recipe, p->seed,
-		       p->fork ? " (forked)" : "");
+		printf("  pid %-7ld %-20s recipe %s, seed %s%s%s%s\n", p->pid, p->program, p->recipe, p->seed,
+		       p->params[0] ? ", set " : "", p->params, p->fork ? " (forked)" : "");
+		if (i == 0 || strcmp(p->recipe_path, s->procs[i - 1].recipe_path) != 0)
+			printf("  %-11s %-20s %s\n", "", "", p->recipe_path); /* where that recipe is */
 	}
 	for (size_t i = 0; i < s->nerrors; i++)
 		printf("  error: %s\n", s->errors[i]);
@@ -57,12 +59,13 @@ static void print_text(const struct kb_logsum *s)
 		printf("\nno faults were injected\n");
 		return;
 	}
-	printf("\n%-28s %-9s %-9s %-8s %8s %8s %12s %12s\n", "RULE", "CALL", "ACTION", "EFFECT", "PID",
-	       "COUNT", "FIRST_S", "LAST_S");
+	printf("\n%-28s %-9s %-9s %-8s %-26s %8s %8s %12s %12s\n", "RULE", "CALL", "ACTION", "EFFECT", "DETAIL",
+	       "PID", "COUNT", "FIRST_S", "LAST_S");
 	for (size_t i = 0; i < s->nrows; i++) {
 		const struct kb_logsum_row *r = &s->rows[i];
-		printf("%-28s %-9s %-9s %-8s %8ld %8llu %12s %12s\n", r->rule, r->call, r->action,
-		       r->effect[0] ? r->effect : "-", r->pid, (unsigned long long)r->count, r->first_t, r->last_t);
+		printf("%-28s %-9s %-9s %-8s %-26s %8ld %8llu %12s %12s\n", r->rule, r->call, r->action,
+		       r->effect[0] ? r->effect : "-", r->detail[0] ? r->detail : "-", r->pid,
+		       (unsigned long long)r->count, r->first_t, r->last_t);
 	}
 	printf("\nby rule:\n");
 	for (size_t i = 0; i < s->nrows; i++)
@@ -80,8 +83,12 @@ static void print_json(const struct kb_logsum *s)
 		const struct kb_logsum_proc *p = &s->procs[i];
 		kb_json_escape(p->program, a, sizeof a);
 		kb_json_escape(p->recipe, b, sizeof b);
-		printf("%s{\"pid\":%ld,\"ppid\":%ld,\"program\":%s,\"recipe\":%s,\"seed\":%s,\"fork\":%s}",
-		       i ? "," : "", p->pid, p->ppid, a, b, p->seed[0] ? p->seed : "null",
+		char path[1200], params[1200];
+		kb_json_escape(p->recipe_path, path, sizeof path);
+		kb_json_escape(p->params, params, sizeof params);
+		printf("%s{\"pid\":%ld,\"ppid\":%ld,\"program\":%s,\"recipe\":%s,\"recipe_path\":%s,\"params\":%s,"
+		       "\"seed\":%s,\"fork\":%s}",
+		       i ? "," : "", p->pid, p->ppid, a, b, path, params, p->seed[0] ? p->seed : "null",
 		       p->fork ? "true" : "false");
 	}
 	printf("],\"injections\":%llu,\"noops\":%llu,\"malformed\":%llu,\"torn\":%llu,\"lost\":%llu,\"errors\":[",
@@ -98,9 +105,12 @@ static void print_json(const struct kb_logsum *s)
 		kb_json_escape(r->rule, a, sizeof a);
 		kb_json_escape(r->call, b, sizeof b);
 		kb_json_escape(r->action, c, sizeof c);
+		char e[128];
 		kb_json_escape(r->effect, d, sizeof d);
-		printf("%s{\"rule\":%s,\"call\":%s,\"action\":%s,\"effect\":%s,\"pid\":%ld,\"count\":%llu}",
-		       i ? "," : "", a, b, c, d, r->pid, (unsigned long long)r->count);
+		kb_json_escape(r->detail, e, sizeof e);
+		printf("%s{\"rule\":%s,\"call\":%s,\"action\":%s,\"effect\":%s,\"detail\":%s,\"pid\":%ld,"
+		       "\"count\":%llu}",
+		       i ? "," : "", a, b, c, d, e, r->pid, (unsigned long long)r->count);
 	}
 	printf("],\"by_rule\":{");
 	bool first = true;

@@ -7,12 +7,14 @@
  * <properties>, the probe's output is <system-out>.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gate.h"
+#include "kbfault/diag.h"
 #include "markup.h"
 #include "outfile.h"
 
@@ -25,6 +27,38 @@ static void property(FILE *f, const char *name, const char *value)
 	fputs("\"/>\n", f);
 }
 
+/* effects.RULE ("capped=2, none=1") and detail.RULE (its errnos, delays,
+ * caps: "ECONNABORTED"), from the rule's rows, which start at first. */
+static void rule_effects(FILE *f, const struct kb_logsum *s, size_t first)
+{
+	const char *rule = s->rows[first].rule;
+	char effects[512] = "", details[512] = "", name[96];
+	size_t ue = 0, ud = 0;
+	for (size_t i = first; i < s->nrows && strcmp(s->rows[i].rule, rule) == 0; i++) {
+		const struct kb_logsum_row *row = &s->rows[i];
+		uint64_t n = 0;
+		bool said = false;
+		for (size_t k = first; k < i && !said; k++)
+			said = strcmp(s->rows[k].effect, row->effect) == 0;
+		for (size_t k = i; k < s->nrows && strcmp(s->rows[k].rule, rule) == 0 && !said; k++)
+			n += strcmp(s->rows[k].effect, row->effect) == 0 ? s->rows[k].count : 0;
+		if (!said && row->effect[0])
+			kb_append(effects, sizeof effects, &ue, "%s%s=%llu", ue ? ", " : "", row->effect,
+				  (unsigned long long)n);
+		said = false;
+		for (size_t k = first; k < i && !said; k++)
+			said = strcmp(s->rows[k].detail, row->detail) == 0;
+		if (!said && row->detail[0])
+			kb_append(details, sizeof details, &ud, "%s%s", ud ? "; " : "", row->detail);
+	}
+	snprintf(name, sizeof name, "effects.%s", rule);
+	if (ue)
+		property(f, name, effects);
+	snprintf(name, sizeof name, "detail.%s", rule);
+	if (ud)
+		property(f, name, details);
+}
+
 static void write_case(FILE *f, const struct kb_gate *g, const struct kb_gate_result *r)
 {
 	char v[160];
@@ -34,6 +68,13 @@ static void write_case(FILE *f, const struct kb_gate *g, const struct kb_gate_re
 	fprintf(f, "\" time=\"%.3f\">\n", r->seconds);
 	fputs("      <properties>\n", f);
 	property(f, "recipe", g->recipe);
+	if (r->sum.nprocs && r->sum.procs[0].recipe_path[0])
+		property(f, "recipe-path", r->sum.procs[0].recipe_path); /* as the library resolved it */
+	char params[KB_MAX_PARAMS * 600];
+	if (g->ov.n && kb_overrides_format(&g->ov, params, sizeof params) == 0)
+		property(f, "params", params);
+	if (g->seed[0])
+		property(f, "seed", g->seed);
 	snprintf(v, sizeof v, "%llu", (unsigned long long)r->sum.injections);
 	property(f, "injections", v);
 	snprintf(v, sizeof v, "%llu", (unsigned long long)r->sum.noops);
@@ -47,6 +88,7 @@ static void write_case(FILE *f, const struct kb_gate *g, const struct kb_gate_re
 		snprintf(name, sizeof name, "injections.%s", r->sum.rows[i].rule);
 		snprintf(v, sizeof v, "%llu", (unsigned long long)kb_logsum_rule_total(&r->sum, r->sum.rows[i].rule));
 		property(f, name, v);
+		rule_effects(f, &r->sum, i);
 	}
 	for (int m = 0; m < KB_MEASURES; m++) {
 		if (!r->ev.ok[m])

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kbfault/diag.h"
 #include "kbfault/json.h"
 
 static void copy(char *dst, size_t len, const char *src)
@@ -22,21 +23,52 @@ static long num(const struct kb_json_obj *o, const char *key)
 	return f && f->type == KB_JSON_NUMBER ? strtol(f->value, NULL, 10) : -1;
 }
 
+/* What the line says of the rule's own values, in a few words: the errno
+ * of a failure, a delay, a stall, a cap and what was asked for. */
+static void detail_of(const struct kb_json_obj *o, char *out, size_t len)
+{
+	const char *err = kb_json_str(o, "errno"), *delay = kb_json_str(o, "delay_ms");
+	const char *stall = kb_json_str(o, "stall"), *stall_ms = kb_json_str(o, "stall_ms");
+	const char *backlog = kb_json_str(o, "backlog"), *requested = kb_json_str(o, "requested");
+	const char *queue = kb_json_str(o, "queue"), *mode = kb_json_str(o, "mode");
+	size_t used = 0;
+	out[0] = '\0';
+	if (err)
+		kb_append(out, len, &used, "%s", err);
+	if (queue)
+		kb_append(out, len, &used, "%squeue %s %s", used ? ", " : "", queue, mode ? mode : "");
+	else if (backlog)
+		kb_append(out, len, &used, "%sbacklog %s", used ? ", " : "", backlog);
+	if (requested)
+		kb_append(out, len, &used, " (asked %s)", requested);
+	if (stall)
+		kb_append(out, len, &used, "%sstall %s", used ? ", " : "", stall);
+	if (stall_ms)
+		kb_append(out, len, &used, "%sstall %sms", used ? ", " : "", stall_ms);
+	if (delay)
+		kb_append(out, len, &used, "%sdelay %sms", used ? ", " : "", delay);
+}
+
 static int add_row(struct kb_logsum *s, const struct kb_json_obj *o)
 {
 	const char *rule = kb_json_str(o, "rule"), *call = kb_json_str(o, "call");
 	const char *action = kb_json_str(o, "action"), *t = kb_json_str(o, "t");
-	const char *effect = kb_json_str(o, "effect");
+	const char *effect = kb_json_str(o, "effect"), *ts_text = kb_json_str(o, "ts");
 	long pid = num(o, "pid");
+	double ts = ts_text ? strtod(ts_text, NULL) : 0;
+	char detail[48];
 
 	if (effect == NULL)
 		effect = "";
+	detail_of(o, detail, sizeof detail);
 	for (size_t i = 0; i < s->nrows; i++) {
 		struct kb_logsum_row *r = &s->rows[i];
 		if (r->pid == pid && strcmp(r->rule, rule) == 0 && strcmp(r->call, call) == 0 &&
-		    strcmp(r->action, action) == 0 && strcmp(r->effect, effect) == 0) {
+		    strcmp(r->action, action) == 0 && strcmp(r->effect, effect) == 0 && strcmp(r->detail, detail) == 0) {
 			r->count++;
 			copy(r->last_t, sizeof r->last_t, t);
+			r->first_ts = ts && ts < r->first_ts ? ts : r->first_ts;
+			r->last_ts = ts > r->last_ts ? ts : r->last_ts;
 			return 0;
 		}
 	}
@@ -50,8 +82,10 @@ static int add_row(struct kb_logsum *s, const struct kb_json_obj *o)
 	copy(r->call, sizeof r->call, call);
 	copy(r->action, sizeof r->action, action);
 	copy(r->effect, sizeof r->effect, effect);
+	copy(r->detail, sizeof r->detail, detail);
 	r->pid = pid;
 	r->count = 1;
+	r->first_ts = r->last_ts = ts;
 	copy(r->first_t, sizeof r->first_t, t);
 	copy(r->last_t, sizeof r->last_t, t);
 	return 0;
@@ -69,6 +103,8 @@ static int add_proc(struct kb_logsum *s, const struct kb_json_obj *o)
 	p->ppid = num(o, "ppid");
 	copy(p->program, sizeof p->program, kb_json_str(o, "program"));
 	copy(p->recipe, sizeof p->recipe, kb_json_str(o, "recipe"));
+	copy(p->recipe_path, sizeof p->recipe_path, kb_json_str(o, "recipe_path"));
+	copy(p->params, sizeof p->params, kb_json_str(o, "params"));
 	copy(p->seed, sizeof p->seed, kb_json_str(o, "seed"));
 	const char *fork = kb_json_str(o, "fork");
 	p->fork = fork && strcmp(fork, "true") == 0;
@@ -275,7 +311,10 @@ static int by_rule_pid(const void *a, const void *b)
 	if (c)
 		return c;
 	c = strcmp(x->action, y->action);
-	return c ? c : strcmp(x->effect, y->effect);
+	if (c)
+		return c;
+	c = strcmp(x->effect, y->effect);
+	return c ? c : strcmp(x->detail, y->detail);
 }
 
 void kb_logsum_sort(struct kb_logsum *s)

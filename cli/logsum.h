@@ -26,15 +26,19 @@ struct kb_logsum_row {
 	char call[16];
 	char action[16];
 	char effect[16]; /* what the injection did ("capped", "cut", "none"), or "" in an old log */
+	char detail[48]; /* the rule's own values: "ECONNABORTED", "delay 500ms", "backlog 5 (asked 511)" */
 	long pid;
 	uint64_t count;
 	char first_t[32], last_t[32]; /* seconds since that process started */
+	double first_ts, last_ts;     /* seconds since the epoch: one time base for all processes */
 };
 
 struct kb_logsum_proc {
 	long pid, ppid;
 	char program[64];
 	char recipe[64];
+	char recipe_path[512];
+	char params[512]; /* the overrides it ran with (--set), "" for none */
 	char seed[24];
 	bool fork;
 };
@@ -87,7 +91,7 @@ int kb_logsum_add(struct kb_logsum *s, const char *line, char *why, size_t why_l
  * read to its end. */
 int kb_logsum_read(struct kb_logsum *s, FILE *f, const char *name, FILE *diag);
 
-/* Orders the rows by rule, then process, call, action and effect: the
+/* Orders the rows by rule, then process, call, action, effect and detail: the
  * order every reader prints them in, one rule's rows together. */
 void kb_logsum_sort(struct kb_logsum *s);
 

@@ -24,14 +24,18 @@
 
 #define TIME_BINS 100
 #define LANES_MAX 200 /* beyond: one lane "other" */
-#define LABEL_W 320
+#define LANES_APART 12 /* beyond: one lane per rule and program, not per process */
+#define LABEL_MIN_W 200
+#define CHAR_W 7       /* a generous width of a character at the labels' 12px */
 #define BIN_W 8
 #define LANE_H 20
 #define AXIS_H 28
 
 struct lane {
-	const char *rule; /* into the sum's rows */
-	long pid;         /* -1: the "other" lane */
+	const char *rule;    /* into the sum's rows */
+	long pid;            /* -1: the "other" lane; 0: grouped by program */
+	const char *program; /* into the sum's processes */
+	unsigned processes;  /* in a grouped lane */
 	unsigned rule_index;
 	uint64_t total, bins[TIME_BINS];
 };
@@ -39,46 +43,81 @@ struct lane {
 struct timeline {
 	struct lane *lanes;
 	size_t n;
+	bool grouped;  /* one lane per rule and program */
 	double t0, t1; /* epoch seconds, the span of all events */
 	bool any;
 };
 
+static const char *program_of(const struct kb_logsum *s, long pid)
+{
+	for (size_t p = 0; p < s->nprocs; p++)
+		if (s->procs[p].pid == pid)
+			return s->procs[p].program;
+	return "";
+}
+
+/* The lane of rule in process pid, or, grouped, in its program. */
+static struct lane *find(struct timeline *tl, const struct kb_logsum *s, const char *rule, long pid)
+{
+	const char *program = tl->grouped ? program_of(s, pid) : NULL;
+	for (size_t i = 0; i < tl->n; i++) {
+		struct lane *l = &tl->lanes[i];
+		if (l->pid != -1 && strcmp(l->rule, rule) == 0 &&
+		    (tl->grouped ? strcmp(l->program, program) == 0 : l->pid == pid))
+			return l;
+	}
+	return NULL;
+}
+
+/* One lane per rule and process; with more than LANES_APART of them (60
+ * short-lived clients make 60), one per rule and program, which says how
+ * many processes it holds. */
 static void build_lanes(const struct kb_logsum *s, struct timeline *tl)
 {
-	unsigned rule_index = 0;
-	tl->n = 0;
-	for (size_t i = 0; i < s->nrows; i++) {
-		const struct kb_logsum_row *r = &s->rows[i];
-		bool new_rule = i == 0 || strcmp(r->rule, s->rows[i - 1].rule) != 0;
-		if (i > 0 && new_rule)
-			rule_index++;
-		if (!new_rule && r->pid == s->rows[i - 1].pid)
-			continue; /* same lane: another call or action */
-		if (tl->n == LANES_MAX) {
-			tl->lanes[tl->n].rule = "(more lanes)";
-			tl->lanes[tl->n].pid = -1;
-			tl->lanes[tl->n].rule_index = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		unsigned rule_index = 0;
+		tl->n = 0;
+		tl->grouped = pass == 1;
+		for (size_t i = 0; i < s->nrows; i++) {
+			const struct kb_logsum_row *r = &s->rows[i];
+			if (i > 0 && strcmp(r->rule, s->rows[i - 1].rule) != 0)
+				rule_index++;
+			struct lane *l = find(tl, s, r->rule, r->pid);
+			if (l) {
+				/* another call or action of the lane (the rows are sorted
+				 * by rule and process), or another process of its program */
+				bool seen = i > 0 && s->rows[i - 1].pid == r->pid && strcmp(s->rows[i - 1].rule, r->rule) == 0;
+				l->processes += !seen;
+				continue;
+			}
+			if (tl->n == LANES_MAX) {
+				tl->lanes[tl->n] = (struct lane){ .rule = "(more lanes)", .pid = -1, .program = "" };
+				tl->n++;
+				break;
+			}
+			tl->lanes[tl->n] = (struct lane){ .rule = r->rule,
+							  .pid = tl->grouped ? 0 : r->pid,
+							  .program = program_of(s, r->pid),
+							  .processes = 1,
+							  .rule_index = rule_index };
 			tl->n++;
-			break;
 		}
-		tl->lanes[tl->n].rule = r->rule;
-		tl->lanes[tl->n].pid = r->pid;
-		tl->lanes[tl->n].rule_index = rule_index;
-		tl->n++;
+		if (tl->n <= LANES_APART)
+			return;
 	}
 }
 
-static struct lane *lane_of(struct timeline *tl, const char *rule, long pid)
+static struct lane *lane_of(struct timeline *tl, const struct kb_logsum *s, const char *rule, long pid)
 {
-	for (size_t i = 0; i < tl->n; i++)
-		if (tl->lanes[i].pid == pid && strcmp(tl->lanes[i].rule, rule) == 0)
-			return &tl->lanes[i];
+	struct lane *l = find(tl, s, rule, pid);
+	if (l)
+		return l;
 	return tl->n && tl->lanes[tl->n - 1].pid == -1 ? &tl->lanes[tl->n - 1] : NULL;
 }
 
 /* One logged event: widens the span (bin == false), or is counted in its
  * lane's bin. */
-static void take(struct timeline *tl, bool bin, const struct kb_json_obj *o)
+static void take(struct timeline *tl, const struct kb_logsum *s, bool bin, const struct kb_json_obj *o)
 {
 	const struct kb_json_field *ts = kb_json_get(o, "ts"), *pid = kb_json_get(o, "pid");
 	const char *event = kb_json_str(o, "event"), *rule = kb_json_str(o, "rule");
@@ -95,7 +134,7 @@ static void take(struct timeline *tl, bool bin, const struct kb_json_obj *o)
 	}
 	if (strcmp(event, "inject") != 0 || rule == NULL || pid == NULL)
 		return;
-	struct lane *l = lane_of(tl, rule, strtol(pid->value, NULL, 10));
+	struct lane *l = lane_of(tl, s, rule, strtol(pid->value, NULL, 10));
 	if (l == NULL)
 		return;
 	int b = (int)((t - tl->t0) / (tl->t1 - tl->t0) * TIME_BINS);
@@ -107,7 +146,8 @@ static void take(struct timeline *tl, bool bin, const struct kb_json_obj *o)
 /* One pass over the logs: the span (bin == false), or the bins. Whole
  * objects only, read as kbfault report reads them (logsum.h): past a line
  * cut short, on to the next. */
-static void scan(char *const *logs, size_t nlogs, struct timeline *tl, bool bin, struct kb_json_obj *o)
+static void scan(char *const *logs, size_t nlogs, struct timeline *tl, const struct kb_logsum *s, bool bin,
+		 struct kb_json_obj *o)
 {
 	for (size_t k = 0; k < nlogs; k++) {
 		FILE *f = fopen(logs[k], "re");
@@ -121,7 +161,7 @@ static void scan(char *const *logs, size_t nlogs, struct timeline *tl, bool bin,
 			size_t at = 0, start;
 			for (enum kb_log_piece p; (p = kb_log_next(line, &at, o, &start, &col, &why)) != KB_LOG_END;)
 				if (p == KB_LOG_OBJECT)
-					take(tl, bin, o);
+					take(tl, s, bin, o);
 		}
 		free(line);
 		fclose(f);
@@ -132,15 +172,43 @@ static void scan(char *const *logs, size_t nlogs, struct timeline *tl, bool bin,
 static const char *const palette[] = { "#1f77b4", "#d62728", "#2ca02c", "#9467bd",
 				       "#ff7f0e", "#17becf", "#8c564b", "#e377c2" };
 
-static void svg(FILE *f, const struct timeline *tl, const struct kb_logsum *s)
+/* A lane's label: "rule · pid program (n)", or, grouped, "rule ·
+ * program, 12 processes (n)". */
+static void label(const struct lane *l, char *out, size_t len)
 {
-	int width = LABEL_W + TIME_BINS * BIN_W + 48, height = AXIS_H + (int)tl->n * LANE_H + 10;
+	if (l->pid > 0)
+		snprintf(out, len, "%s \xc2\xb7 %ld %s (%llu)", l->rule, l->pid, l->program, (unsigned long long)l->total);
+	else if (l->pid == 0)
+		snprintf(out, len, "%s \xc2\xb7 %s, %u process%s (%llu)", l->rule, l->program, l->processes,
+			 l->processes == 1 ? "" : "es", (unsigned long long)l->total);
+	else
+		snprintf(out, len, "%s (%llu)", l->rule, (unsigned long long)l->total);
+}
+
+static int characters(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+static void svg(FILE *f, const struct timeline *tl)
+{
+	/* the labels' column as wide as the longest: a name is never cut */
+	int label_w = LABEL_MIN_W;
+	for (size_t i = 0; i < tl->n; i++) {
+		char text[512];
+		label(&tl->lanes[i], text, sizeof text);
+		label_w = characters(text) * CHAR_W + 16 > label_w ? characters(text) * CHAR_W + 16 : label_w;
+	}
+	int width = label_w + TIME_BINS * BIN_W + 48, height = AXIS_H + (int)tl->n * LANE_H + 10;
 	double span = tl->t1 - tl->t0, per_bin = span / TIME_BINS;
 
 	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" role=\"img\" "
 		   "aria-label=\"injections over time, one lane per rule and process\">\n", width, height);
 	for (int i = 0; i <= 5; i++) {
-		int x = LABEL_W + i * TIME_BINS * BIN_W / 5;
+		int x = label_w + i * TIME_BINS * BIN_W / 5;
 		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>", x, AXIS_H - 6, x,
 			height - 10);
 		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" text-anchor=\"middle\">+%.3gs</text>\n", x,
@@ -151,22 +219,16 @@ static void svg(FILE *f, const struct timeline *tl, const struct kb_logsum *s)
 		int y = AXIS_H + (int)i * LANE_H;
 		const char *colour = palette[l->rule_index % (sizeof palette / sizeof palette[0])];
 		uint64_t peak = 0;
-		const char *program = "";
-		for (size_t p = 0; p < s->nprocs; p++)
-			if (s->procs[p].pid == l->pid)
-				program = s->procs[p].program;
+		char text[512];
+		label(l, text, sizeof text);
 		for (int b = 0; b < TIME_BINS; b++)
 			peak = l->bins[b] > peak ? l->bins[b] : peak;
 
-		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">", LABEL_W - 8,
+		fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">", label_w - 8,
 			y + LANE_H - 6);
-		kb_markup(f, l->rule);
-		if (l->pid >= 0) {
-			fprintf(f, " \xc2\xb7 %ld ", l->pid);
-			kb_markup(f, program);
-		}
-		fprintf(f, " (%llu)</text>\n", (unsigned long long)l->total);
-		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#f6f6f6\"/>\n", LABEL_W, y + 2,
+		kb_markup(f, text);
+		fputs("</text>\n", f);
+		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#f6f6f6\"/>\n", label_w, y + 2,
 			TIME_BINS * BIN_W, LANE_H - 4);
 		for (int b = 0; b < TIME_BINS; b++) {
 			if (l->bins[b] == 0)
@@ -175,9 +237,9 @@ static void svg(FILE *f, const struct timeline *tl, const struct kb_logsum *s)
 			fprintf(f,
 				"<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" fill-opacity=\"%.2f\">"
 				"<title>",
-				LABEL_W + b * BIN_W, y + 2, BIN_W - 1, LANE_H - 4, colour, shade);
-			kb_markup(f, l->rule);
-			fprintf(f, ", pid %ld: %llu injection%s from +%.3fs to +%.3fs</title></rect>\n", l->pid,
+				label_w + b * BIN_W, y + 2, BIN_W - 1, LANE_H - 4, colour, shade);
+			kb_markup(f, text);
+			fprintf(f, ": %llu injection%s from +%.3fs to +%.3fs</title></rect>\n",
 				(unsigned long long)l->bins[b], l->bins[b] == 1 ? "" : "s", per_bin * b,
 				per_bin * (b + 1));
 		}
@@ -192,7 +254,7 @@ static void cell(FILE *f, const char *s)
 	fputs("</td>", f);
 }
 
-static void tables(FILE *f, const struct kb_logsum *s)
+static void tables(FILE *f, const struct kb_logsum *s, const struct timeline *tl)
 {
 	fputs("<h2>By rule</h2>\n<table><tr><th>rule</th><th class=n>injections</th></tr>\n", f);
 	for (size_t i = 0; i < s->nrows; i++) {
@@ -206,21 +268,30 @@ static void tables(FILE *f, const struct kb_logsum *s)
 	fputs("</table>\n", f);
 
 	fputs("<h2>Processes</h2>\n<table><tr><th class=n>pid</th><th class=n>parent</th><th>program</th>"
-	      "<th>recipe</th><th>seed</th><th>forked</th></tr>\n", f);
+	      "<th>recipe</th><th>parameters set</th><th>seed</th><th>forked</th></tr>\n", f);
 	for (size_t i = 0; i < s->nprocs; i++) {
 		const struct kb_logsum_proc *p = &s->procs[i];
 		fprintf(f, "<tr><td class=n>%ld</td><td class=n>%ld</td>", p->pid, p->ppid);
 		cell(f, p->program);
-		cell(f, p->recipe);
+		fputs("<td title=\"", f);
+		kb_markup(f, p->recipe_path);
+		fputs("\">", f);
+		kb_markup(f, p->recipe);
+		fputs(" <code class=meta>", f);
+		kb_markup(f, p->recipe_path);
+		fputs("</code></td>", f);
+		cell(f, p->params[0] ? p->params : "-");
 		cell(f, p->seed);
 		cell(f, p->fork ? "yes" : "no");
 		fputs("</tr>\n", f);
 	}
 	fputs("</table>\n", f);
 
-	fputs("<h2>Injections by rule, call, action and process</h2>\n<table><tr><th>rule</th><th>call</th>"
-	      "<th>action</th><th>effect</th><th class=n>pid</th><th class=n>count</th>"
-	      "<th class=n>first (s)</th><th class=n>last (s)</th></tr>\n", f);
+	fputs("<h2>Injections by rule, call, action and process</h2>\n<p class=meta>First and last in seconds from "
+	      "the timeline's start, the first event of all the logs: one time base for every process.</p>\n"
+	      "<table><tr><th>rule</th><th>call</th>"
+	      "<th>action</th><th>effect</th><th>detail</th><th class=n>pid</th><th class=n>count</th>"
+	      "<th class=n>first (+s)</th><th class=n>last (+s)</th></tr>\n", f);
 	for (size_t i = 0; i < s->nrows; i++) {
 		const struct kb_logsum_row *r = &s->rows[i];
 		fputs("<tr>", f);
@@ -228,12 +299,10 @@ static void tables(FILE *f, const struct kb_logsum *s)
 		cell(f, r->call);
 		cell(f, r->action);
 		cell(f, r->effect[0] ? r->effect : "-");
+		cell(f, r->detail[0] ? r->detail : "-");
 		fprintf(f, "<td class=n>%ld</td><td class=n>%llu</td>", r->pid, (unsigned long long)r->count);
-		fputs("<td class=n>", f);
-		kb_markup(f, r->first_t);
-		fputs("</td><td class=n>", f);
-		kb_markup(f, r->last_t);
-		fputs("</td></tr>\n", f);
+		fprintf(f, "<td class=n>%.6f</td><td class=n>%.6f</td></tr>\n", r->first_ts - tl->t0,
+			r->last_ts - tl->t0);
 	}
 	fputs("</table>\n", f);
 	if (s->nerrors) {
@@ -274,11 +343,11 @@ int kb_report_html(const char *out, char *const *logs, size_t nlogs, const struc
 		return -1;
 	}
 	build_lanes(s, &tl);
-	scan(logs, nlogs, &tl, false, o);
+	scan(logs, nlogs, &tl, s, false, o);
 	if (tl.any && tl.t1 - tl.t0 < 0.001)
 		tl.t1 = tl.t0 + 0.001; /* a span of at least a millisecond to divide */
 	if (tl.any && tl.n)
-		scan(logs, nlogs, &tl, true, o);
+		scan(logs, nlogs, &tl, s, true, o);
 	free(o);
 
 	FILE *f = kb_outfile_open(&page, out);
@@ -318,9 +387,9 @@ int kb_report_html(const char *out, char *const *logs, size_t nlogs, const struc
 		fprintf(f, "<h2>Timeline</h2>\n<p class=meta>From the first logged event to the last: %.3f s, in %d "
 			   "slices of %.3g s; a darker box is more injections (hover for the count).</p>\n",
 			tl.t1 - tl.t0, TIME_BINS, (tl.t1 - tl.t0) / TIME_BINS);
-		svg(f, &tl, s);
+		svg(f, &tl);
 	}
-	tables(f, s);
+	tables(f, s, &tl);
 	fputs("</body>\n</html>\n", f);
 	free(tl.lanes);
 	if (kb_outfile_commit(&page) < 0) {

@@ -597,7 +597,8 @@ Test(report, html_page_has_the_timeline, .timeout = 120)
 	char *svg = kbt_slurp(path_in_tmp("t.svg"));
 	cr_assert(strstr(svg, "never-release"), "a lane names the rule");
 	cr_assert(strstr(svg, "kbdemo-server (30)</text>"), "and the process, with its count: %s", svg);
-	cr_assert(strstr(svg, "<title>never-release, pid "), "boxes carry their counts");
+	cr_assert(strstr(svg, "kbdemo-server (30): "), "boxes carry their lane and counts: %s", svg);
+	cr_assert(strstr(svg, " injection"), "%s", svg);
 	free(svg);
 	free(html);
 	free(res);

@@ -312,10 +312,19 @@ Test(gate_junit, carries_verdicts_counts_and_escapes, .init = setup, .fini = tea
 	r[0].ev.ok[KB_MEASURE_RECV_Q] = true;
 	r[0].ev.value[KB_MEASURE_RECV_Q] = 7;
 	snprintf(r[0].probe_out, sizeof r[0].probe_out, "a <b> & \"c\" \x01 done");
-	const char *line = "{\"event\":\"inject\",\"pid\":7,\"rule\":\"backlog\",\"call\":\"listen\",\"action\":\"queue\",\"t\":0.1}";
+	const char *line = "{\"event\":\"inject\",\"pid\":7,\"rule\":\"backlog\",\"call\":\"listen\",\"action\":\"queue\","
+			   "\"queue\":5,\"mode\":\"hang\",\"requested\":511,\"effect\":\"capped\",\"t\":0.1}";
+	const char *noop = "{\"event\":\"inject\",\"pid\":7,\"rule\":\"backlog\",\"call\":\"listen\",\"action\":\"queue\","
+			   "\"queue\":5,\"mode\":\"hang\",\"requested\":5,\"effect\":\"none\",\"t\":0.2}";
+	const char *start = "{\"event\":\"start\",\"pid\":7,\"ppid\":1,\"program\":\"s\",\"recipe\":\"q\","
+			    "\"recipe_path\":\"/r/q181350.kbf\",\"params\":\"backlog=5\",\"seed\":0,\"fork\":false}";
 	char why[128];
+	cr_assert_eq(kb_logsum_add(&r[0].sum, start, why, sizeof why), 0, "%s", why);
 	for (int k = 0; k < 3; k++)
 		cr_assert_eq(kb_logsum_add(&r[0].sum, line, why, sizeof why), 0, "%s", why);
+	cr_assert_eq(kb_logsum_add(&r[0].sum, noop, why, sizeof why), 0, "%s", why);
+	kb_logsum_sort(&r[0].sum);
+	cr_assert_eq(kb_gate_set(&g[0], "set", "backlog=5", err, sizeof err), 0, "%s", err);
 	snprintf(g[1].name, sizeof g[1].name, "fails");
 	r[1].verdict = KB_GATE_FAIL;
 	r[1].probe_status = 1;
@@ -338,7 +347,12 @@ Test(gate_junit, carries_verdicts_counts_and_escapes, .init = setup, .fini = tea
 		  "%s", x);
 	cr_assert(strstr(x, "<error type=\"kbfault.GateError\" message=\"the server never listened\">"), "%s", x);
 	cr_assert(strstr(x, "<property name=\"log\" value=\"/tmp/log-1\"/>"), "%s", x);
-	cr_assert(strstr(x, "<property name=\"no-ops\" value=\"0\"/>"), "%s", x);
+	cr_assert(strstr(x, "<property name=\"no-ops\" value=\"1\"/>"), "%s", x);
+	cr_assert(strstr(x, "<property name=\"recipe-path\" value=\"/r/q181350.kbf\"/>"), "%s", x);
+	cr_assert(strstr(x, "<property name=\"params\" value=\"backlog=5\"/>"), "%s", x);
+	cr_assert(strstr(x, "<property name=\"effects.backlog\" value=\"capped=3, none=1\"/>"), "%s", x);
+	cr_assert(strstr(x, "<property name=\"detail.backlog\" value=\"queue 5 hang (asked 511); queue 5 hang (asked 5)\"/>"),
+		  "%s", x);
 	cr_assert(strstr(x, "<property name=\"measure.recv-q\" value=\"7\"/>"), "%s", x);
 	cr_assert_null(strstr(x, "measure.close-wait"), "a measure not taken is not written: %s", x);
 	cr_assert(strstr(x, "<property name=\"expect.1\" value=\"recv-q &gt;= 5: met\"/>"), "%s", x);
