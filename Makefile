@@ -6,7 +6,7 @@
 #   make mutants         each planted bug of tests/mutants/*.mut, alone, in a copy of the tree
 #                        under build-mutants/: the test it names must fail (MUTANTS=GLOB for some)
 #   make demo            the demo server under the bundled demo recipe
-#   make gates           the example CI gates (docs/ci/gates.kbg) against nginx and redis
+#   make gates           the example CI gates (docs/ci/gates.kbg): one per article, with evidence
 #   make install         PREFIX=/usr/local DESTDIR= (library, CLI, recipes, man pages)
 #   make V=1             show the commands
 #
@@ -138,7 +138,7 @@ preload: deps-test all helpers $(BUILD)/preload-tests
 	$(Q)set -f; KB_BUILD=$(abspath $(BUILD)) KB_SRC=$(CURDIR) scripts/run-tests preload 900 $(BUILD)/preload-tests $(CRITERION_FLAGS)
 
 # The real servers and clients the end-to-end tests drive, from Debian.
-E2E_PACKAGES := python3 golang-go binutils nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin postgresql
+E2E_PACKAGES := python3 golang-go binutils chromium nginx-light redis-server redis-tools curl iproute2 procps libxml2-utils socat apache2-bin postgresql
 
 # One test at a time: they measure latencies of bursts on 2 cores.
 e2e: deps-test all $(BUILD)/e2e-tests
