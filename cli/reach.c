@@ -82,9 +82,9 @@ int kb_elf_read(const char *path, struct kb_elf *e)
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		int err = errno ? errno : EINVAL;
+		int err = fstat(fd, &st) != 0 ? errno : EINVAL; /* not a regular file: nothing to run */
 		close(fd);
-		errno = S_ISREG(st.st_mode) ? err : EINVAL;
+		errno = err;
 		return -1;
 	}
 	if (pread(fd, ident, sizeof ident, 0) == (ssize_t)sizeof ident && memcmp(ident, ELFMAG, SELFMAG) == 0) {
