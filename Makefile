@@ -32,7 +32,7 @@ WARN := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototyp
         -Wimplicit-fallthrough -Wconversion -Wno-sign-conversion -Wmissing-declarations
 OPT  ?= -O2 -g
 CFLAGS   ?= $(OPT)
-KB_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude -Icli $(WARN) -fPIC -fvisibility=hidden -pthread \
+KB_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -fPIC -fvisibility=hidden -pthread \
             -DKB_VERSION='"$(VERSION)"' -DKB_RECIPE_DIR='"$(RECIPEDIR)"' \
             -DKB_PKGLIBDIR='"$(PKGLIBDIR)"' -MMD -MP
 LDFLAGS  ?=
@@ -71,7 +71,8 @@ all: $(LIB) $(CLI) $(DEMO)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(KB_CFLAGS) $(if $(filter tests/e2e/%,$<),-Itests/preload) $(SAN) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(KB_CFLAGS) $(if $(filter cli/% tests/unit/%,$<),-Icli) $(if $(filter tests/e2e/%,$<),-Itests/preload) \
+		$(SAN) $(CFLAGS) -c $< -o $@
 
 $(CORE_A): $(call obj,$(CORE_SRC))
 	@$(if $(Q),echo "  AR      $@")

@@ -104,7 +104,7 @@ static const char *gate_key(int c)
 	}
 }
 
-static const char *verdict_word(enum kb_verdict v)
+static const char *verdict_word(enum kb_gate_verdict v)
 {
 	return v == KB_GATE_PASS ? "PASS" : v == KB_GATE_FAIL ? "FAIL" : "ERROR";
 }

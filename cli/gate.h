@@ -46,10 +46,10 @@ struct kb_gate {
 /* What a gate's name may hold: it names a directory and a JUnit test case. */
 #define KB_GATE_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
-enum kb_verdict { KB_GATE_PASS, KB_GATE_FAIL, KB_GATE_ERROR };
+enum kb_gate_verdict { KB_GATE_PASS, KB_GATE_FAIL, KB_GATE_ERROR };
 
 struct kb_gate_result {
-	enum kb_verdict verdict;
+	enum kb_gate_verdict verdict;
 	char reason[2560];      /* why it failed, or why it could not run */
 	int probe_status;       /* exit status, 128+signal, -1 timed out, -2 not run, -3 stopped by an interruption */
 	bool server_alive;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kbfault/diag.h"
 
 static const char usage[] =
 	"kbfault - reproduce connection-handling failures in unmodified TCP servers and clients\n"
@@ -61,6 +62,18 @@ static const char usage[] =
 	"\n"
 	"See kbfault(1) and kbfault-recipe(5).\n";
 
+/* The commands, as git keeps its own: a name and what runs it. */
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "run", kb_cmd_run },
+	{ "check", kb_cmd_check },
+	{ "report", kb_cmd_report },
+	{ "list", kb_cmd_list },
+	{ "gate", kb_cmd_gate },
+};
+
 int main(int argc, char **argv)
 {
 	char *help_argv[3] = { NULL, (char *)"--help", NULL };
@@ -89,17 +102,13 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	if (strcmp(cmd, "run") == 0)
-		return kb_cmd_run(argc, argv);
-	if (strcmp(cmd, "check") == 0)
-		return kb_cmd_check(argc, argv);
-	if (strcmp(cmd, "report") == 0)
-		return kb_cmd_report(argc, argv);
-	if (strcmp(cmd, "list") == 0)
-		return kb_cmd_list(argc, argv);
-	if (strcmp(cmd, "gate") == 0)
-		return kb_cmd_gate(argc, argv);
-	kb_cli_error("unknown command '%s' (expected run, check, report, list, gate or help; see kbfault --help)",
-		     cmd);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(argc, argv);
+	char names[128] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		kb_append(names, sizeof names, &used, "%s, ", commands[i].name);
+	kb_cli_error("unknown command '%s' (expected %shelp; see kbfault --help)", cmd, names);
 	return KB_EXIT_USAGE;
 }
