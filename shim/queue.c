@@ -53,7 +53,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kbfault/mem.h"
 #include "act.h"
 #include "fdtable.h"
 #include "guard.h"
@@ -108,6 +107,15 @@ void kb_queue_init(const struct kb_recipe *recipe)
 	}
 	if (!needed)
 		return;
+	/* every queue's ring now, at start-up, as the arena's rule is: a
+	 * listen() later allocates nothing (private: a fork's queues are its
+	 * own, as queues[] is) */
+	size_t ring = KB_QUEUE_MAX * sizeof *queues[0].held;
+	void *rings = mmap(NULL, LOCAL_MAX * ring, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (rings == MAP_FAILED)
+		return; /* no queue is emulated: listeners stay plain */
+	for (int i = 0; i < LOCAL_MAX; i++)
+		queues[i].held = (int *)((char *)rings + (size_t)i * ring);
 	void *p = mmap(NULL, sizeof *table, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p != MAP_FAILED)
 		table = p;
@@ -272,8 +280,6 @@ void kb_queue_listen(int fd, const struct kb_verdict *v, int backlog, const stru
 	for (int i = 0; q == NULL && i < LOCAL_MAX; i++)
 		if (listener_gone(&queues[i]))
 			q = &queues[i];
-	if (q && q->held == NULL)
-		q->held = kb_alloc(KB_QUEUE_MAX * sizeof *q->held);
 	struct shared *sh = q && q->held ? shared_for(info.ino) : NULL;
 	if (sh == NULL) {
 		__atomic_store_n(&local_lock, 0, __ATOMIC_RELEASE);
