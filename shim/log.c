@@ -384,8 +384,11 @@ void kb_log_line(const char *line, size_t len)
 
 	if (__atomic_load_n(&log_fd, __ATOMIC_RELAXED) < 0)
 		return;
-	if (said_start && !__atomic_load_n(said_start, __ATOMIC_RELAXED))
-		start_now(start_forked); /* sets the flag before its own line */
+	/* one thread says the process started: two threads whose first lines
+	 * come at once (a deferred start, a raw clone() child) write it once */
+	if (said_start && !__atomic_load_n(said_start, __ATOMIC_RELAXED) &&
+	    __atomic_exchange_n(said_start, 1, __ATOMIC_ACQ_REL) == 0)
+		start_now(start_forked);
 	int wait = __atomic_load_n(&log_stuck, __ATOMIC_RELAXED) ? 0 : LINE_WAIT_MS;
 	if (write_line(line, len, wait, &rc)) {
 		__atomic_store_n(&log_stuck, 0, __ATOMIC_RELAXED);

@@ -7,6 +7,8 @@
  * descriptors; it says what it saw on stdout.
  *
  *   kbt-log inject N             N injections
+ *   kbt-log threads T            T threads past a barrier, each one injection
+ *                                at once: the process's first lines
  *   kbt-log stdin-inject N [block|pending]
  *                                wait for a line on stdin, then N injections, and
  *                                say whether SIGPIPE is pending ("sigpipe pending 0");
@@ -378,11 +380,41 @@ static int do_fsize(long bytes, long n, long m)
 	return inject_n(m) == 0 ? 0 : 1;
 }
 
+static pthread_barrier_t first_lines;
+
+static void *one_injection(void *arg)
+{
+	pthread_barrier_wait(&first_lines);
+	return inject() == 0 ? arg : NULL;
+}
+
+/* T threads whose first injections come at once. */
+static int do_threads(int t)
+{
+	pthread_t th[64];
+	int ok = 0;
+	if (t < 1 || t > 64)
+		return 1;
+	pthread_barrier_init(&first_lines, NULL, (unsigned)t);
+	for (int i = 0; i < t; i++)
+		pthread_create(&th[i], NULL, one_injection, &ok);
+	int done = 0;
+	for (int i = 0; i < t; i++) {
+		void *r;
+		pthread_join(th[i], &r);
+		done += r != NULL;
+	}
+	printf("injected %d\n", done);
+	return done == t ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc >= 3 && strcmp(argv[1], "inject") == 0)
 		return inject_n(atol(argv[2])) == 0 ? 0 : 1;
+	if (argc >= 3 && strcmp(argv[1], "threads") == 0)
+		return do_threads(atoi(argv[2]));
 	if (argc >= 3 && strcmp(argv[1], "stdin-inject") == 0)
 		return do_wait_inject(NULL, atol(argv[2]), argc > 3 ? argv[3] : NULL);
 	if (argc >= 4 && strcmp(argv[1], "file-inject") == 0)

@@ -653,3 +653,19 @@ Test(log, on_the_default_stderr_only_processes_with_something_to_say_start, .tim
 	free(out);
 	free(err);
 }
+
+/* Threads whose first lines come at once, on the default log where the
+ * start line waits for them: one start line, not one per thread. */
+Test(log, threads_logging_first_at_once_start_the_process_once, .timeout = 60)
+{
+	for (int round = 0; round < 20; round++) {
+		char *out, *err;
+		cr_assert_eq(kbt_run((const char *[]){ helper(), "threads", "8", NULL }, env_for(NULL), true, 20000, &out, &err),
+			     0, "%s %s", out, err);
+		cr_assert_str_eq(out, "injected 8\n");
+		cr_assert_eq(count(err, "{\"event\":\"start\""), 1, "round %d: %s", round, err);
+		cr_assert_eq(count(err, "{\"event\":\"inject\""), 8, "%s", err);
+		free(out);
+		free(err);
+	}
+}
