@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unseen_close.h"
+
 static int listener(int backlog, int *port)
 {
 	struct sockaddr_in in = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -438,25 +440,6 @@ static int do_dupleaked(void)
 	bool eof = poll(&p, 1, 300) == 1 && read(c, &b, 1) == 0;
 	printf("peer %s\n", eof ? "eof" : "waits");
 	return 0;
-}
-
-/* close() as a raw system call, which no preloaded library sees: what a
- * program that makes its own system calls, or glibc internally, does */
-static long unseen_close(int fd)
-{
-#if defined(__x86_64__)
-	long ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
-	return ret;
-#elif defined(__aarch64__)
-	register long x8 __asm__("x8") = SYS_close;
-	register long x0 __asm__("x0") = fd;
-	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8) : "memory");
-	return x0;
-#else
-	(void)fd;
-	return -ENOSYS;
-#endif
 }
 
 static int do_stale(const char *kind)

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unseen_close.h"
+
 static int listener(struct sockaddr_in *at)
 {
 	socklen_t len = sizeof *at;
@@ -64,19 +66,6 @@ static int ended(int fd)
 		return 0;
 	ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
 	return n == 0 || (n < 0 && errno == ECONNRESET);
-}
-
-/* close() as an inline system call, which no preloaded library sees */
-static long unseen_close(int fd)
-{
-#if defined(__x86_64__)
-	long ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
-	return ret;
-#else
-	(void)fd;
-	return -ENOSYS;
-#endif
 }
 
 static int closing(int rounds)

@@ -66,6 +66,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "unseen_close.h"
+
 static int listener(struct sockaddr_in *at, bool nonblocking)
 {
 	socklen_t len = sizeof *at;
@@ -239,19 +241,6 @@ static int do_forkconnect(int port)
 	int fd = exchange(port);
 	printf("second %s\n", fd >= 0 ? "ok" : errno == ECONNREFUSED ? "refused" : strerrorname_np(errno));
 	return 0;
-}
-
-/* close() as an inline system call, which no preloaded library sees */
-static long unseen_close(int fd)
-{
-#if defined(__x86_64__)
-	long ret;
-	__asm__ volatile("syscall" : "=a"(ret) : "a"((long)SYS_close), "D"((long)fd) : "rcx", "r11", "memory");
-	return ret;
-#else
-	(void)fd;
-	return -ENOSYS;
-#endif
 }
 
 static int local_port(int fd)
